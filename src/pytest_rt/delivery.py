@@ -1,0 +1,97 @@
+"""Wiring of spool, sender thread and transport for one pytest run.
+
+``emit()`` is all a hook pays: one ``json.dumps``, one ``os.write`` and one
+``Event.set``. ``finish()`` gives the sender at most the flush timeout, then
+cuts any request still hanging, so the run never waits longer than promised and
+leaves no thread or socket behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_rt.sender import Sender, Stats
+from pytest_rt.settings import Settings
+from pytest_rt.spool import Journal, MemorySpool
+from pytest_rt.transport import HttpTarget, Transport
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the run's summary line says."""
+
+    produced: int
+    stats: Stats
+    spool_path: Path | None  # set when events are left for replay
+    spool_error: str | None
+    replay_command: str | None
+
+    @property
+    def undelivered(self) -> int:
+        return self.produced - self.stats.delivered
+
+
+def target_for(settings: Settings) -> HttpTarget:
+    return HttpTarget(
+        url=settings.url,
+        timeout=settings.timeout,
+        token=settings.token,
+        headers=settings.headers,
+        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+        insecure=settings.insecure,
+    )
+
+
+class Delivery:
+    """Owns the spool and the sender thread of one run."""
+
+    def __init__(self, settings: Settings, run_id: str) -> None:
+        self.settings = settings
+        self.spool_error: str | None = None
+        self.spool: Journal | MemorySpool
+        try:
+            self.spool = Journal.create(settings.spool_dir, settings.job_id, run_id, settings.url)
+        except OSError as exc:
+            # Unwritable spool: keep delivering from memory, and say so once.
+            self.spool_error = f"cannot write the spool in {settings.spool_dir} ({exc.strerror})"
+            self.spool = MemorySpool()
+        self.transport = Transport(target_for(settings))
+        self.sender = Sender(self.spool, self.transport, batch=settings.batch,
+                             display_url=settings.display_url)
+        self.produced = 0
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self.sender.run, name="pytest-rt-sender",
+                                       daemon=True)
+        self.thread.start()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, separators=(",", ":"), default=str).encode()
+        with self._lock:  # hooks may come from more than one thread (rare; be safe)
+            self.spool.append(line)
+            self.produced += 1
+            self.sender.notify(self.produced)
+
+    def finish(self) -> Report:
+        """Deliver what is left within the flush timeout; keep the rest on disk."""
+        timeout = self.settings.flush_timeout
+        self.sender.close(timeout)
+        self.thread.join(timeout + 0.5)
+        if self.thread.is_alive():  # a request still hanging: cut it
+            self.transport.abort()
+            self.thread.join(2.0)
+        self.transport.close()
+        left = not self.spool.finish(self.produced)
+        path = self.spool.path if left else None
+        if isinstance(self.spool, Journal):
+            self.spool.close()
+        replay = None
+        if path is not None:
+            replay = f"pytest-rt replay {shlex.quote(str(path))}"
+            if self.settings.token:
+                replay += "  (with PYTEST_RT_TOKEN set)"
+        return Report(self.produced, self.sender.stats, path, self.spool_error, replay)

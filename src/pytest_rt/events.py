@@ -1,0 +1,227 @@
+"""The wire format: building the protocol's events, and mapping pytest reports to them.
+
+Pure functions and plain data, no I/O: docs/protocol.md describes what these
+produce, field by field. The seed's fields keep their types (``startTime`` of
+startTestRun a number; item and stop times strings); everything else is added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+FW = "2"
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "interrupted")
+# pytest's precise outcome -> the seed's status word.
+STATUS = {
+    "passed": "passed",
+    "failed": "failed",
+    "error": "error",
+    "skipped": "skipped",
+    "xfailed": "skipped",
+    "xpassed": "passed",
+    "interrupted": "error",
+}
+Event = dict[str, Any]
+
+
+def stamp(t: float) -> str:
+    """A time as the seed's strings: Unix seconds with 6 decimals."""
+    return f"{t:.6f}"
+
+
+def location_from_nodeid(nodeid: str) -> str:
+    """What item.location[2] would be, for when only the node id is known (xdist)."""
+    parts = nodeid.split("::")
+    return ".".join(parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def test_uuid(nodeid: str, custom_id: str | None) -> str:
+    """Testgr's per-test uuid: stable per test when a custom id is set, as upstream did."""
+    if custom_id:
+        digest = hashlib.md5((custom_id + nodeid).encode("utf-8"), usedforsecurity=False)
+        return str(int(digest.hexdigest(), 16))[:31]
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Limits:
+    """How messages are cut and masked before they leave the process."""
+
+    max_msg: int = 20_000
+    redact: tuple[re.Pattern[str], ...] = ()
+
+    def clean(self, text: str) -> str:
+        for pattern in self.redact:
+            text = pattern.sub("***", text)
+        if len(text) > self.max_msg:
+            # Slicing a str never splits a UTF-8 sequence: it counts code points.
+            cut = len(text) - self.max_msg
+            text = text[: self.max_msg] + f"\n[... {cut} characters truncated by pytest-rt]"
+        return text
+
+
+@dataclass
+class TestResult:
+    """The reports of one test, gathered until its final attempt is over."""
+
+    nodeid: str
+    worker: str | None = None
+    reports: list[pytest.TestReport] = field(default_factory=list)
+    rerun_msgs: list[str] = field(default_factory=list)
+    rerun_pending: bool = False
+
+    def add(self, report: pytest.TestReport) -> None:
+        if str(report.outcome) == "rerun":  # pytest-rerunfailures' own outcome
+            self.rerun_pending = True
+            self.rerun_msgs.append(report.longreprtext)
+        else:
+            self.reports.append(report)
+
+    def next_attempt(self) -> None:
+        """pytest-rerunfailures will run the test again: forget this attempt."""
+        self.reports.clear()
+        self.rerun_pending = False
+
+    def verdict(self) -> tuple[str, str | None, str]:
+        """(outcome, phase that decided it, msg) from the reports gathered."""
+        by_when = {r.when: r for r in self.reports}
+        setup, call, teardown = (by_when.get(w) for w in ("setup", "call", "teardown"))
+        crashed = [r for r in self.reports if r.when not in ("setup", "call", "teardown")]
+        if crashed:  # xdist's report for a worker that died mid-test
+            return "failed", None, crashed[-1].longreprtext
+        if setup is not None and setup.failed:
+            return "error", "setup", setup.longreprtext
+        if setup is not None and setup.skipped:
+            return _skip(setup), "setup", _skip_msg(setup)
+        if call is None:
+            return "interrupted", None, ""
+        torn = teardown is not None and teardown.failed
+        if call.failed:
+            msg = call.longreprtext
+            if torn:
+                assert teardown is not None
+                msg += "\n\n[teardown]\n" + teardown.longreprtext
+            return "failed", "call", msg
+        if torn:
+            assert teardown is not None
+            return "error", "teardown", teardown.longreprtext
+        if call.skipped:
+            return _skip(call), "call", _skip_msg(call)
+        if hasattr(call, "wasxfail"):
+            return "xpassed", "call", ""  # a pass, so no message, as for any pass
+        return "passed", "call", ""
+
+    @property
+    def duration(self) -> float:
+        return round(sum(r.duration for r in self.reports), 6)
+
+
+def _skip(report: pytest.TestReport) -> str:
+    return "xfailed" if hasattr(report, "wasxfail") else "skipped"
+
+
+def _skip_msg(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return str(report.wasxfail)
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return report.longreprtext
+
+
+@dataclass
+class Job:
+    """Builds one run's events, in order, with the fields every event shares."""
+
+    job_id: str
+    custom_id: str | None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    seq: int = 0
+
+    def event(self, type_: str, **fields: Any) -> Event:
+        self.seq += 1
+        return {
+            "fw": FW,
+            "type": type_,
+            "job_id": self.job_id,
+            "custom_id": self.custom_id,
+            **fields,
+            "event_id": uuid.uuid4().hex,
+            "run_id": self.run_id,
+            "seq": self.seq,
+        }
+
+
+def start_test_run(job: Job, tests: list[dict[str, Any]], *, env: str | None,
+                   custom_data: dict[str, Any] | None, start: float,
+                   collect_errors: list[dict[str, str]], extra: dict[str, Any]) -> Event:
+    return job.event("startTestRun", tests=tests, env=env, custom_data=custom_data,
+                     startTime=round(start, 6), collect_errors=list(collect_errors), **extra)
+
+
+def test_entry(nodeid: str, uuid_: str, *, location: str | None = None,
+               description: str | None = None, markers: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "location": location if location is not None else location_from_nodeid(nodeid),
+        "nodeid": nodeid,
+        "uuid": uuid_,
+        "description": description,
+        "file": nodeid.split("::")[0],
+        "markers": markers or [],
+    }
+
+
+def start_test_item(job: Job, nodeid: str, uuid_: str, worker: str | None,
+                    now: float | None = None) -> Event:
+    return job.event("startTestItem", test=nodeid, uuid=uuid_,
+                     startTime=stamp(time.time() if now is None else now), worker=worker)
+
+
+def stop_test_item(job: Job, result: TestResult, uuid_: str, limits: Limits,
+                   interrupted_msg: str = "", now: float | None = None) -> tuple[Event, str]:
+    """The stopTestItem event of a finished test, and its precise outcome."""
+    outcome, when, msg = result.verdict()
+    if outcome == "interrupted":
+        msg = interrupted_msg or "interrupted before the test finished"
+    event = job.event(
+        "stopTestItem",
+        test=result.nodeid,
+        uuid=uuid_,
+        status=STATUS[outcome],
+        msg=limits.clean(msg),
+        stopTime=stamp(time.time() if now is None else now),
+        outcome=outcome,
+        when=when,
+        duration=result.duration,
+        worker=result.worker,
+        reruns=len(result.rerun_msgs),
+        rerun_msgs=[limits.clean(m) for m in result.rerun_msgs],
+    )
+    return event, outcome
+
+
+def stop_test_run(job: Job, *, exitstatus: int, counts: Counter[str], total: int, started: int,
+                  start: float | None, send_report: bool, interrupted: bool,
+                  collect_errors: list[dict[str, str]], now: float | None = None) -> Event:
+    now = time.time() if now is None else now
+    full = {name: counts.get(name, 0) for name in OUTCOMES}
+    full["not_started"] = max(total - started, 0)
+    return job.event(
+        "stopTestRun",
+        stopTime=stamp(now),
+        send_report="1" if send_report else "0",
+        exitstatus=exitstatus,
+        interrupted=interrupted,
+        counts=full,
+        total=total,
+        duration=round(now - start, 6) if start is not None else None,
+        collect_errors=list(collect_errors),
+    )

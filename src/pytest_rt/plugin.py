@@ -1,0 +1,46 @@
+"""pytest hooks of pytest-rt: options and lifecycle only.
+
+Everything a run does lives in ``pytest_rt.reporter.Reporter``, created here
+when ``--rt`` is given. Without ``--rt`` this module is all that is imported:
+no thread, no socket, no file.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_rt.settings import add_options
+
+REPORTER = "pytest-rt-reporter"
+XDIST_HOOKS = "pytest-rt-xdist"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("rt", False):
+        return
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller sends, from the reports xdist relays
+    if config.getoption("collectonly", False):
+        return  # nothing runs, nothing is sent
+    from pytest_rt.reporter import Reporter, XdistHooks
+    from pytest_rt.settings import resolve
+
+    reporter = Reporter(config, resolve(config))
+    config.pluginmanager.register(reporter, REPORTER)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(reporter), XDIST_HOOKS)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    reporter = config.pluginmanager.get_plugin(REPORTER)
+    if reporter is None:
+        return
+    reporter.close()
+    config.pluginmanager.unregister(name=REPORTER)
+    if config.pluginmanager.get_plugin(XDIST_HOOKS) is not None:
+        config.pluginmanager.unregister(name=XDIST_HOOKS)

@@ -1,0 +1,249 @@
+"""The plugin object: follows one pytest run through its hooks and emits its events.
+
+Created in pytest_configure only when ``--rt`` is given, and only on the xdist
+controller (workers' reports reach the controller's hooks through xdist), so a
+run has exactly one job, one start and one stop per test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_rt import __version__, events
+from pytest_rt.delivery import Delivery, Report
+from pytest_rt.events import Job, Limits, TestResult
+from pytest_rt.settings import Settings
+
+
+class Reporter:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.job = Job(settings.job_id, settings.custom_id)
+        self.limits = Limits(settings.max_msg, settings.redact)
+        self.delivery: Delivery | None = None
+        self.report: Report | None = None
+        self.uuids: dict[str, str] = {}
+        self.run_started = False
+        self.start_time: float | None = None
+        self.open: dict[str, TestResult] = {}
+        self.counts: Counter[str] = Counter()
+        self.started = 0
+        self.collect_errors: list[dict[str, str]] = []
+        self.distributed = False
+        self.workers = 0
+        self.worker_hint: str | None = None  # the xdist worker whose logstart is in progress
+        self.interrupt_msg = ""
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.distributed = self.config.pluginmanager.getplugin("dsession") is not None
+        self.delivery = Delivery(self.settings, self.job.run_id)
+        if self.settings.insecure:
+            self._say("--rt-insecure: HTTPS certificates of the receiver are NOT verified")
+
+    def close(self) -> None:
+        """pytest_unconfigure: make sure the sender thread is gone, whatever happened."""
+        if self.delivery is not None and self.report is None:
+            self.report = self.delivery.finish()
+
+    def _emit(self, event: events.Event) -> None:
+        if self.delivery is not None:
+            self.delivery.emit(event)
+
+    # -- collection -------------------------------------------------------------------
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            error = {"nodeid": report.nodeid, "msg": self.limits.clean(report.longreprtext)}
+            self.collect_errors.append(error)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if not self.distributed:
+            self._start_run([self._entry_for_item(item) for item in session.items])
+
+    def collected_ids(self, ids: list[str], workers: int) -> None:
+        """xdist: the controller never collects; a worker's collection is the list."""
+        self.workers = workers
+        if not self.run_started:
+            self._start_run([self._entry(nodeid) for nodeid in ids])
+
+    def _entry_for_item(self, item: pytest.Item) -> dict[str, Any]:
+        doc = getattr(getattr(item, "obj", None), "__doc__", None)
+        return self._entry(
+            item.nodeid,
+            location=item.location[2],
+            description=doc.strip() if isinstance(doc, str) else None,
+            markers=sorted({mark.name for mark in item.iter_markers()}),
+        )
+
+    def _entry(self, nodeid: str, **extra: Any) -> dict[str, Any]:
+        uuid_ = self.uuids.setdefault(nodeid, events.test_uuid(nodeid, self.settings.custom_id))
+        return events.test_entry(nodeid, uuid_, **extra)
+
+    def _start_run(self, tests: list[dict[str, Any]]) -> None:
+        self.run_started = True
+        self.start_time = time.time()
+        extra = {
+            "xdist": self.distributed,
+            "workers": self.workers,
+            "rootdir": self.config.rootpath.name,
+            "pytest_version": pytest.__version__,
+            "plugin_version": __version__,
+        }
+        self._emit(events.start_test_run(
+            self.job, tests, env=self.settings.env, custom_data=self.settings.custom_data,
+            start=self.start_time, collect_errors=self.collect_errors, extra=extra))
+        self.total = len(tests)
+
+    # -- tests ------------------------------------------------------------------------
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        if nodeid in self.open:
+            return  # pytest-rerunfailures' next attempt: still the same test
+        self._open(nodeid, self.worker_hint)
+
+    def _open(self, nodeid: str, worker: str | None) -> TestResult:
+        if not self.run_started:
+            self._start_run([])
+        result = self.open[nodeid] = TestResult(nodeid, worker)
+        self.started += 1
+        uuid_ = self.uuids.setdefault(nodeid, events.test_uuid(nodeid, self.settings.custom_id))
+        self._emit(events.start_test_item(self.job, nodeid, uuid_, worker))
+        return result
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        result = self.open.get(report.nodeid)
+        if result is None:  # a report without logstart: xdist's crashed-worker report
+            result = self._open(report.nodeid, _worker_of(report))
+        result.worker = result.worker or _worker_of(report)
+        result.add(report)
+        if report.when not in ("setup", "call", "teardown") and not result.rerun_pending:
+            self._close(result)  # a crashed worker sends no logfinish
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        result = self.open.get(nodeid)
+        if result is None:
+            return
+        if result.rerun_pending:
+            result.next_attempt()
+        else:
+            self._close(result)
+
+    def _close(self, result: TestResult) -> None:
+        del self.open[result.nodeid]
+        event, outcome = events.stop_test_item(
+            self.job, result, self.uuids[result.nodeid], self.limits, self.interrupt_msg)
+        self.counts[outcome] += 1
+        self._emit(event)
+
+    # -- the end ----------------------------------------------------------------------
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.interrupt_msg = f"interrupted: {excinfo.exconly()}"
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.delivery is None:
+            return
+        if not self.run_started:
+            self._start_run([])  # collection never finished: the receiver still hears of it
+        for result in list(self.open.values()):
+            self._close(result)
+        not_started = self.total - self.started
+        self._emit(events.stop_test_run(
+            self.job, exitstatus=int(exitstatus), counts=self.counts, total=self.total,
+            started=self.started, start=self.start_time, send_report=self.settings.job_report,
+            interrupted=bool(session.shouldstop or session.shouldfail or not_started > 0
+                             or exitstatus == pytest.ExitCode.INTERRUPTED),
+            collect_errors=self.collect_errors))
+        self.report = self.delivery.finish()
+        if self.settings.job_file is not None:
+            try:
+                self.settings.job_file.write_text(self.settings.job_id)
+            except OSError as exc:
+                self.report.stats.problem(f"cannot write {self.settings.job_file}: {exc.strerror}")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report is None:
+            return
+        for line in summary_lines(self.settings, self.report):
+            terminalreporter.write_line(line)
+
+    def _say(self, text: str) -> None:
+        terminal = self.config.pluginmanager.getplugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(f"pytest-rt: {text}", yellow=True)
+        else:
+            print(f"pytest-rt: {text}", file=sys.stderr)
+
+    total: int = 0
+
+
+def summary_lines(settings: Settings, report: Report) -> list[str]:
+    """The end-of-run summary: one line when all is well."""
+    stats = report.stats
+    head = f"pytest-rt: job {settings.job_id}: "
+    if report.undelivered == 0 and stats.rejected == 0:
+        return [f"{head}{stats.delivered} events delivered to {settings.display_url}"]
+    lines = [f"{head}{stats.delivered} events delivered, {report.undelivered} not delivered"
+             f" ({stats.retried} requests retried, {stats.rejected} rejected)"
+             f" to {settings.display_url}"]
+    if settings.show_errors:
+        lines += [f"pytest-rt: {problem}" for problem in stats.problems]
+        if report.spool_error:
+            lines.append(f"pytest-rt: {report.spool_error}: events were kept in memory only")
+    if report.replay_command:
+        lines.append(f"pytest-rt: {report.undelivered - stats.rejected} events spooled; "
+                     f"send them with: {report.replay_command}")
+    return lines
+
+
+def _worker_of(report: pytest.TestReport) -> str | None:
+    node = getattr(report, "node", None)
+    gateway = getattr(node, "gateway", None)
+    worker = getattr(gateway, "id", None) or getattr(report, "worker_id", None)
+    return str(worker) if worker else None
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is installed, so the plugin works without it."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        dsession = session.config.pluginmanager.getplugin("dsession")
+        original: Callable[..., None] | None = getattr(dsession, "worker_logstart", None)
+        if original is None:
+            return
+        reporter = self.reporter
+
+        # xdist's logstart hook carries no worker id; its per-worker callback does.
+        # DSession looks callbacks up by name on each event, so wrapping it on the
+        # instance tells startTestItem which worker runs the test.
+        def worker_logstart(node: Any, nodeid: str, location: Any) -> None:
+            reporter.worker_hint = getattr(getattr(node, "gateway", None), "id", None)
+            try:
+                original(node=node, nodeid=nodeid, location=location)
+            finally:
+                reporter.worker_hint = None
+
+        with contextlib.suppress(AttributeError):
+            dsession.worker_logstart = worker_logstart
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        dsession = self.reporter.config.pluginmanager.getplugin("dsession")
+        specs = getattr(getattr(dsession, "nodemanager", None), "specs", None) or []
+        self.reporter.collected_ids(list(ids), len(specs))

@@ -1,0 +1,187 @@
+"""Delivery: read events from the spool in order and POST them, with retries.
+
+The test thread only appends to the spool and sets an Event; everything that
+can wait on the network happens here, in one background thread (or, for
+``pytest-rt replay``, in the caller's thread). Rules, as docs/protocol.md says:
+
+- 2xx acknowledges; ``X-Pytest-RT-Batch: 1`` in an answer switches to batches.
+- connection errors, timeouts, 408, 429, 5xx: the receiver is *down*. Nothing
+  is dropped; the head of the stream is retried after an exponential backoff
+  with jitter (or the server's Retry-After), one probe at a time, so a dead
+  receiver costs no timeout per event. It resumes in order when back.
+- 401/403: delivery stops for the run; events stay in the spool for replay.
+- other 4xx: the event is rejected and not retried (a batch is first split,
+  so one bad event does not take its neighbours with it).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pytest_rt.spool import Source
+from pytest_rt.transport import Answer, Transport, TransportError
+
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BYTES = 1 << 20
+LINGER = 0.05  # seconds a batch waits for company
+BACKOFF_FIRST = 0.25
+BACKOFF_MAX = 15.0
+RETRY_AFTER_MAX = 60.0
+
+
+@dataclass
+class Stats:
+    delivered: int = 0
+    retried: int = 0  # requests that failed and were tried again
+    rejected: int = 0
+    posts: int = 0
+    problems: list[str] = field(default_factory=list)  # one line each, for the summary
+
+    def problem(self, text: str) -> None:
+        if text not in self.problems and len(self.problems) < 5:
+            self.problems.append(text)
+
+
+class Sender:
+    """Moves events from a Source to a Transport, in order, until told to stop."""
+
+    def __init__(self, source: Source, transport: Transport, *, batch: bool | None,
+                 display_url: str, start: int = 0) -> None:
+        self.source = source
+        self.transport = transport
+        self.forced_batch = batch
+        self.batching = bool(batch)
+        self.display_url = display_url
+        self.acked = start
+        self.produced = start  # raised by the producer as it appends
+        self.stats = Stats()
+        self.wake = threading.Event()  # set by the producer for each event
+        self._interrupt = threading.Event()  # set by close(): cuts a backoff short
+        self._unreachable = False
+        self.closing = False
+        self.deadline = float("inf")
+        self.stopped = False  # 401/403: deliver nothing more
+        self.down = False
+        self._failures = 0
+        self._split = 0  # events to send one by one after a rejected batch
+        self._limit = MAX_BATCH_EVENTS
+        self.on_ack: Callable[[int], None] | None = None  # replay's progress bar
+
+    # -- the producer's side ---------------------------------------------------------
+
+    def notify(self, produced: int) -> None:
+        self.produced = produced
+        self.wake.set()
+
+    def close(self, timeout: float) -> None:
+        """Ask run() to deliver what is left within timeout seconds, then return."""
+        self.deadline = time.monotonic() + timeout
+        self.closing = True
+        self._interrupt.set()
+        self.wake.set()
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        inflight: list[bytes] = []
+        while not self.stopped and not self._past_deadline():
+            if not inflight:
+                inflight = self._next_batch()
+                if not inflight:
+                    if self.closing and self.acked >= self.produced:
+                        return
+                    self.wake.wait(0.5)
+                    continue
+            sent = self._send(inflight)
+            inflight = inflight[sent:]
+            if not sent and self.closing and self._unreachable and self._failures > 1:
+                # At the end, a receiver that is not there gets one more try, not a
+                # wait: the events are on disk for `pytest-rt replay`.
+                return
+
+    def _past_deadline(self) -> bool:
+        return self.closing and time.monotonic() >= self.deadline
+
+    def _next_batch(self) -> list[bytes]:
+        self.wake.clear()  # a notify() from here on wakes the next wait
+        # Give a batch a moment to fill, unless a full one is already waiting.
+        filling = self.produced - self.acked < self._limit
+        if self.batching and not self._split and not self.closing and filling:
+            self._interrupt.wait(LINGER)
+        limit = 1 if (not self.batching or self._split) else self._limit
+        return self.source.read(self.acked, limit, MAX_BATCH_BYTES)
+
+    def _send(self, inflight: list[bytes]) -> int:
+        """Try to deliver the head of inflight; return how many events left it."""
+        lines = inflight[:1] if (not self.batching or self._split) else inflight
+        as_array = self.batching and not self._split
+        body = b"[" + b",".join(lines) + b"]" if as_array else lines[0]
+        timeout = self.transport.target.timeout
+        if self.closing:
+            timeout = min(timeout, self.deadline - time.monotonic())
+        self.stats.posts += 1
+        try:
+            answer = self.transport.post(body, timeout=timeout)
+        except TransportError as exc:
+            self._unreachable = True
+            self._retry_later(f"cannot reach {self.display_url}: {exc}", None)
+            return 0
+        self._unreachable = False
+        return self._handle(answer, lines)
+
+    def _handle(self, answer: Answer, lines: list[bytes]) -> int:
+        status = answer.status
+        if 200 <= status < 300:
+            self._acknowledge(len(lines))
+            if answer.batch_ok and self.forced_batch is None:
+                self.batching = True
+            return len(lines)
+        if status in (408, 429) or status >= 500:
+            self._retry_later(f"{self.display_url} answered {status}", answer.retry_after)
+            return 0
+        if status in (401, 403):
+            self.stopped = True
+            self.stats.problem(f"{self.display_url} refused the token or credentials "
+                               f"({status}): delivery stopped, events kept for replay")
+            return 0
+        if status == 413 and len(lines) > 1:
+            self._limit = max(1, len(lines) // 2)
+            return 0
+        if len(lines) > 1:
+            self._split = len(lines)  # find the bad one; deliver the others
+            return 0
+        self.stats.rejected += 1
+        self.stats.problem(f"{self.display_url} rejected an event ({status}): {answer.text}")
+        self._acknowledge(1, delivered=False)
+        return 1
+
+    def _acknowledge(self, count: int, delivered: bool = True) -> None:
+        self.acked += count
+        if delivered:
+            self.stats.delivered += count
+        self._split = max(0, self._split - count)
+        self.source.mark_acked(self.acked)
+        if self.on_ack is not None:
+            self.on_ack(self.acked)
+        self.down = False
+        self._failures = 0
+
+    def _retry_later(self, why: str, retry_after: float | None) -> None:
+        self.down = True
+        self._failures += 1
+        self.stats.retried += 1
+        self.stats.problem(why)
+        if retry_after is not None:
+            delay = min(retry_after, RETRY_AFTER_MAX)
+        else:
+            delay = min(BACKOFF_FIRST * 2 ** (self._failures - 1), BACKOFF_MAX)
+            delay *= random.uniform(0.5, 1.0)  # jitter: shards don't retry in step
+        if self.closing:
+            delay = min(delay, max(self.deadline - time.monotonic(), 0))
+        # close() cuts the wait short; the loop then decides whether to try again.
+        self._interrupt.wait(delay)
+        self._interrupt.clear()

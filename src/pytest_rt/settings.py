@@ -1,0 +1,289 @@
+"""Options, and their resolution into one immutable Settings object.
+
+Every spelling a user may have (command line, environment, ini file, the seed's
+conftest.py variables) is read here, once, with the precedence in one place:
+command line > environment > ini > conftest.py > default. A bad value raises
+``pytest.UsageError`` naming the option, so pytest stops at start-up with one
+clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+DEFAULT_URL = "http://127.0.0.1:8765/loader"
+DEFAULT_FLUSH_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_MSG = 20_000
+DEFAULT_SPOOL = ".pytest_rt"
+JOB_FILE = "testgr_last_job.txt"
+_JOB_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_HEADER = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+):\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the plugin needs to know, resolved once at start-up."""
+
+    url: str
+    env: str | None = None
+    show_errors: bool = True
+    job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    custom_id: str | None = None
+    custom_data: dict[str, Any] | None = None
+    job_report: bool = False
+    job_file: Path | None = None
+    flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT
+    spool_dir: Path = Path(DEFAULT_SPOOL)
+    batch: bool | None = None  # None: use batches when the receiver offers them
+    token: str | None = field(default=None, repr=False)
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    ca_bundle: Path | None = None
+    insecure: bool = False
+    max_msg: int = DEFAULT_MAX_MSG
+    redact: tuple[re.Pattern[str], ...] = ()
+
+    @property
+    def display_url(self) -> str:
+        """The endpoint with any password removed, fit to print."""
+        return redact_url(self.url)
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the command-line options and ini values."""
+    group = parser.getgroup("pytest-rt", "stream results live over HTTP (pytest-rt)")
+    add = group.addoption
+    add("--rt", action="store_true", default=False, help="Send test status events over HTTP.")
+    add("--rt-url", "--rtu", dest="rt_url", metavar="URL",
+        help=f"Endpoint to POST events to (env PYTEST_RT_URL, ini rt_url). Default {DEFAULT_URL}")
+    add("--rte", "--rt-env", dest="rt_env", metavar="NAME",
+        help="Environment name sent as 'env' (env PYTEST_RT_ENV, ini rt_env).")
+    add("--rt-job-id", dest="rt_job_id", metavar="ID",
+        help="Job id, to let CI shards share one job (env PYTEST_RT_JOB_ID). Default: a new uuid4.")
+    add("--rt-custom-id", dest="rt_custom_id", metavar="ID", help="Sent as 'custom_id' (Testgr).")
+    add("--rt-custom-data", dest="rt_custom_data", metavar="JSON",
+        help="A JSON object sent as 'custom_data' in startTestRun.")
+    add("--rt-job-report", dest="rt_job_report", action="store_true", default=False,
+        help="Ask the server to send a job report (send_report: \"1\").")
+    add("--rt-return-job", dest="rt_return_job", action="store_true", default=False,
+        help=f"Write the job id to {JOB_FILE}.")
+    add("--rt-job-file", dest="rt_job_file", metavar="PATH", help="Write the job id to PATH.")
+    add("--rt-show-errors", dest="rt_show_errors", action="store_true", default=None,
+        help="Print delivery problems (default; ini rt_show_errors, conftest show_errors).")
+    add("--rt-no-show-errors", dest="rt_show_errors", action="store_false",
+        help="Keep delivery problems silent.")
+    add("--rt-flush-timeout", dest="rt_flush_timeout", metavar="SECONDS",
+        help="Longest wait for delivery at the end of the run (env PYTEST_RT_FLUSH_TIMEOUT, "
+             f"ini rt_flush_timeout). Default {DEFAULT_FLUSH_TIMEOUT:g}.")
+    add("--rt-timeout", dest="rt_timeout", metavar="SECONDS",
+        help=f"Timeout of one request (ini rt_timeout). Default {DEFAULT_TIMEOUT:g}.")
+    add("--rt-spool", dest="rt_spool", metavar="DIR",
+        help="Where undelivered events are kept (env PYTEST_RT_SPOOL, ini rt_spool). "
+             f"Default <rootdir>/{DEFAULT_SPOOL}.")
+    add("--rt-batch", dest="rt_batch", action="store_true", default=None,
+        help="Send JSON arrays of events even if the receiver did not offer it.")
+    add("--rt-no-batch", dest="rt_batch", action="store_false",
+        help="Send one event per POST, as the seed did.")
+    add("--rt-token", dest="rt_token", metavar="TOKEN",
+        help="Send 'Authorization: Bearer TOKEN' (env PYTEST_RT_TOKEN). Never printed.")
+    add("--rt-header", dest="rt_header", action="append", default=[], metavar="'NAME: VALUE'",
+        help="Extra HTTP header, repeatable.")
+    add("--rt-ca-bundle", dest="rt_ca_bundle", metavar="PATH", help="CA bundle for HTTPS.")
+    add("--rt-insecure", dest="rt_insecure", action="store_true", default=False,
+        help="Do not verify HTTPS certificates (warns).")
+    add("--rt-max-msg", dest="rt_max_msg", metavar="CHARS",
+        help=f"Cap on each msg, in characters (ini rt_max_msg). Default {DEFAULT_MAX_MSG}.")
+    add("--rt-redact", dest="rt_redact", action="append", default=[], metavar="REGEX",
+        help="Mask matches of REGEX in messages, repeatable (ini rt_redact, one per line).")
+    parser.addini("rt_url", "pytest-rt: endpoint URL")
+    parser.addini("rt_env", "pytest-rt: environment name")
+    parser.addini("rt_show_errors", "pytest-rt: print delivery problems (true/false)")
+    parser.addini("rt_flush_timeout", "pytest-rt: end-of-run delivery wait, seconds")
+    parser.addini("rt_timeout", "pytest-rt: timeout of one request, seconds")
+    parser.addini("rt_spool", "pytest-rt: spool directory")
+    parser.addini("rt_max_msg", "pytest-rt: cap on msg, characters")
+    parser.addini("rt_redact", "pytest-rt: regexes masked in messages", type="linelist")
+
+
+class _Sources:
+    """Looks a value up in each place a user may have put it, in precedence order."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.conftest = _seed_conftest_values(config)
+
+    def get(self, dest: str, *, env: str | None = None, ini: str | None = None,
+            conftest: str | None = None) -> tuple[Any, str] | None:
+        """Return (value, where it came from) or None when nowhere set."""
+        value = self.config.getoption(dest)
+        if value is not None:
+            return value, "--" + dest.replace("_", "-")
+        if env and os.environ.get(env):
+            return os.environ[env], env
+        if ini:
+            ini_value = self.config.getini(ini)
+            if ini_value not in ("", None, []):
+                return ini_value, f"ini {ini}"
+        if conftest and conftest in self.conftest:
+            return self.conftest[conftest], f"conftest.py {conftest}"
+        return None
+
+
+def _seed_conftest_values(config: pytest.Config) -> dict[str, Any]:
+    """The seed's `endpoint` and `show_errors` from the conftest.py loaded at start-up.
+
+    The nearest conftest.py to the rootdir that defines them wins.
+    """
+    conftests: list[ModuleType] = [
+        plugin for plugin in config.pluginmanager.get_plugins()
+        if isinstance(plugin, ModuleType)
+        and os.path.basename(getattr(plugin, "__file__", None) or "") == "conftest.py"
+    ]
+    conftests.sort(key=lambda mod: len(Path(mod.__file__ or "").parts))
+    found: dict[str, Any] = {}
+    for mod in conftests:
+        for name in ("endpoint", "show_errors"):
+            if name not in found and hasattr(mod, name):
+                found[name] = getattr(mod, name)
+    return found
+
+
+def _usage(option: str, value: object, why: str) -> pytest.UsageError:
+    return pytest.UsageError(f"pytest-rt: {option}: {why} (got {value!r})")
+
+
+def _url(value: object, where: str) -> str:
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _usage(where, redact_url(text), "must be an http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise _usage(where, redact_url(text), "has an invalid port") from None
+    return text
+
+
+def _bool(value: object, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise _usage(where, value, "must be true or false")
+
+
+def _number(value: object, where: str, *, low: float, integer: bool = False) -> float:
+    try:
+        number = int(str(value)) if integer else float(str(value))
+    except ValueError:
+        raise _usage(where, value, "must be a number") from None
+    if not number >= low:  # also rejects NaN
+        raise _usage(where, value, f"must be at least {low:g}")
+    return number
+
+
+def _custom_data(value: object, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(str(value))
+    except json.JSONDecodeError as exc:
+        raise _usage(where, value, f"is not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise _usage(where, value, "must be a JSON object, like {\"key\": \"value\"}")
+    return data
+
+
+def _headers(values: list[str]) -> tuple[tuple[str, str], ...]:
+    headers = []
+    for raw in values:
+        match = _HEADER.match(raw)
+        if not match or "\n" in raw or "\r" in raw:
+            # Don't echo the value: it may carry a secret.
+            raise pytest.UsageError(
+                "pytest-rt: --rt-header: must look like 'Name: value' "
+                f"(got a header starting {raw.split(':', 1)[0][:40]!r})"
+            )
+        headers.append((match.group(1), match.group(2)))
+    return tuple(headers)
+
+
+def _patterns(values: list[str], where: str) -> tuple[re.Pattern[str], ...]:
+    compiled = []
+    for raw in values:
+        try:
+            compiled.append(re.compile(raw))
+        except re.error as exc:
+            raise _usage(where, raw, f"is not a valid regular expression ({exc})") from None
+    return tuple(compiled)
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Resolve every option into Settings; raise pytest.UsageError on a bad value."""
+    src = _Sources(config)
+    kw: dict[str, Any] = {}
+
+    found = src.get("rt_url", env="PYTEST_RT_URL", ini="rt_url", conftest="endpoint")
+    kw["url"] = _url(found[0], found[1]) if found else DEFAULT_URL
+    if found := src.get("rt_env", env="PYTEST_RT_ENV", ini="rt_env"):
+        kw["env"] = str(found[0])
+    if found := src.get("rt_show_errors", ini="rt_show_errors", conftest="show_errors"):
+        kw["show_errors"] = _bool(*found)
+    if found := src.get("rt_job_id", env="PYTEST_RT_JOB_ID"):
+        if not _JOB_ID.match(str(found[0])):
+            raise _usage(found[1], found[0], "must be 1-128 letters, digits or . _ : -")
+        kw["job_id"] = str(found[0])
+    if found := src.get("rt_custom_id"):
+        kw["custom_id"] = str(found[0])
+    if found := src.get("rt_custom_data"):
+        kw["custom_data"] = _custom_data(*found)
+    kw["job_report"] = bool(config.getoption("rt_job_report"))
+    if config.getoption("rt_job_file"):
+        kw["job_file"] = Path(config.getoption("rt_job_file"))
+    elif config.getoption("rt_return_job"):
+        kw["job_file"] = Path(JOB_FILE)
+    if found := src.get("rt_flush_timeout", env="PYTEST_RT_FLUSH_TIMEOUT", ini="rt_flush_timeout"):
+        kw["flush_timeout"] = _number(*found, low=0)
+    if found := src.get("rt_timeout", ini="rt_timeout"):
+        kw["timeout"] = _number(*found, low=0.05)
+    if found := src.get("rt_spool", env="PYTEST_RT_SPOOL", ini="rt_spool"):
+        kw["spool_dir"] = Path(os.path.expanduser(str(found[0])))
+    else:
+        kw["spool_dir"] = config.rootpath / DEFAULT_SPOOL
+    kw["batch"] = config.getoption("rt_batch")
+    if found := src.get("rt_token", env="PYTEST_RT_TOKEN"):
+        kw["token"] = str(found[0])
+    kw["headers"] = _headers(config.getoption("rt_header"))
+    if found := src.get("rt_ca_bundle"):
+        path = Path(str(found[0]))
+        if not path.is_file():
+            raise _usage(found[1], str(path), "is not a file")
+        kw["ca_bundle"] = path
+    kw["insecure"] = bool(config.getoption("rt_insecure"))
+    if found := src.get("rt_max_msg", ini="rt_max_msg"):
+        kw["max_msg"] = int(_number(*found, low=100, integer=True))
+    redact = list(config.getoption("rt_redact")) or list(config.getini("rt_redact"))
+    kw["redact"] = _patterns(redact, "--rt-redact")
+    return Settings(**kw)

@@ -1,0 +1,312 @@
+// Shared helpers for the pytest-rt dashboard pages.
+//
+// Everything that comes from a test run (node ids, messages, custom data, env
+// names) is untrusted: it reaches the DOM only through textContent and
+// createElement, never as HTML. URLs are built with encodeURIComponent.
+
+export const TEST_STATUSES = [
+  "failed", "error", "passed", "skipped", "running", "not_started", "aborted",
+];
+
+const LABELS = {
+  passed: "Passed",
+  failed: "Failed",
+  error: "Error",
+  skipped: "Skipped",
+  running: "Running",
+  not_started: "Not started",
+  aborted: "Aborted",
+  interrupted: "Interrupted",
+  xfailed: "xfail",
+  xpassed: "xpass",
+};
+
+/** A human label for a status or outcome. */
+export function label(status) {
+  return LABELS[status] || String(status);
+}
+
+/**
+ * Create an element. `props` holds className, text, href, title and
+ * data-/aria- attributes; children are nodes or strings (added as text).
+ */
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "className") node.className = value;
+    else if (key === "text") node.textContent = String(value);
+    else if (key === "hidden") node.hidden = Boolean(value);
+    else if (key === "open") node.open = Boolean(value);
+    else node.setAttribute(key, String(value));
+  }
+  append(node, children);
+  return node;
+}
+
+function append(node, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(node, child);
+    else node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** Replace the children of `node`. */
+export function setChildren(node, ...children) {
+  node.replaceChildren();
+  append(node, children);
+}
+
+/** Set textContent only when it changes (keeps text selections stable). */
+export function setText(node, text) {
+  const value = text === null || text === undefined ? "" : String(text);
+  if (node.textContent !== value) node.textContent = value;
+}
+
+export function jobUrl(jobId) {
+  return "/jobs/" + encodeURIComponent(jobId);
+}
+
+export function testUrl(nodeid) {
+  return "/tests?nodeid=" + encodeURIComponent(nodeid);
+}
+
+/** A status pill: "Passed", "Failed"... coloured by status. */
+export function badge(status, extraClass = "") {
+  return el("span", {
+    className: `badge badge-${safeToken(status)} ${extraClass}`.trim(),
+    text: label(status),
+  });
+}
+
+/** Reduce a value to a CSS class token, so data never picks an arbitrary class. */
+export function safeToken(value) {
+  return String(value).toLowerCase().replace(/[^a-z0-9_-]/g, "") || "unknown";
+}
+
+/** 0.412 -> "412 ms", 3.2 -> "3.2 s", 125 -> "2m 05s", 3720 -> "1h 02m". */
+export function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "–";
+  const s = Math.max(0, seconds);
+  if (s < 1) return `${Math.round(s * 1000)} ms`;
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 60) return `${Math.round(s)} s`;
+  if (s < 3600) {
+    const m = Math.floor(s / 60);
+    return `${m}m ${String(Math.floor(s % 60)).padStart(2, "0")}s`;
+  }
+  const h = Math.floor(s / 3600);
+  return `${h}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+const DATE_FMT = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "numeric",
+  hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+const TIME_FMT = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+
+/** Unix seconds -> local date and time; today's times without the date. */
+export function fmtTime(unixSeconds) {
+  if (unixSeconds === null || unixSeconds === undefined || !Number.isFinite(unixSeconds)) {
+    return "–";
+  }
+  const date = new Date(unixSeconds * 1000);
+  const today = new Date();
+  return date.toDateString() === today.toDateString()
+    ? `today ${TIME_FMT.format(date)}` : DATE_FMT.format(date);
+}
+
+/** Unix seconds -> ISO string, for title tooltips. */
+export function isoTime(unixSeconds) {
+  if (!Number.isFinite(unixSeconds)) return "";
+  return new Date(unixSeconds * 1000).toISOString();
+}
+
+export function nowSeconds() {
+  return Date.now() / 1000;
+}
+
+/** Number of tests that have a final result (passed, failed, ... aborted). */
+export function finishedCount(job) {
+  const c = job.counts || {};
+  return (c.passed || 0) + (c.failed || 0) + (c.error || 0) + (c.skipped || 0) + (c.aborted || 0);
+}
+
+/**
+ * Accept `next` over `prev` for the same job unless it is an older snapshot:
+ * an event that was already on its way when a fresh JSON copy arrived.
+ */
+export function isNewerJob(prev, next) {
+  if (!prev) return true;
+  if ((next.total || 0) !== (prev.total || 0)) return (next.total || 0) > (prev.total || 0);
+  const a = finishedCount(prev);
+  const b = finishedCount(next);
+  if (b !== a) return b > a;
+  if (prev.status !== "running" && next.status === "running") return false;
+  return true;
+}
+
+const TEST_RANK = { not_started: 0, running: 1 };
+
+/** Same for a test: a test never goes back from finished to running. */
+export function isNewerTest(prev, next) {
+  if (!prev) return true;
+  const a = TEST_RANK[prev.status] ?? 2;
+  const b = TEST_RANK[next.status] ?? 2;
+  return b >= a;
+}
+
+/**
+ * The line of a pytest failure text that says most: its first "E   ..." line
+ * (the exception and its message), else the last line.
+ */
+export function headline(msg) {
+  if (!msg) return "";
+  const lines = String(msg).split("\n").map((line) => line.trimEnd()).filter(Boolean);
+  const error = lines.find((line) => /^E\s/.test(line));
+  const pick = error ? error.replace(/^E\s+/, "") : lines[lines.length - 1];
+  return (pick || "").slice(0, 300);
+}
+
+/** GET a JSON document; throws an Error with the HTTP status on failure. */
+export async function getJSON(url) {
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  if (!response.ok) {
+    const error = new Error(`${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
+  }
+  return response.json();
+}
+
+/**
+ * Follow server-sent events at `url`. `onEvent(data)` gets each parsed event;
+ * `onSync()` runs on every (re)connection, so the page catches up with what it
+ * missed by fetching the JSON again; `onState("live"|"reconnecting")` drives
+ * the connection indicator. EventSource reconnects by itself after network
+ * errors; when it gives up (an HTTP error answer) this reopens it later.
+ */
+export function follow(url, { onEvent, onSync, onState }) {
+  let source = null;
+  let retry = null;
+  const open = () => {
+    retry = null;
+    source = new EventSource(url);
+    source.onopen = () => {
+      onState("live");
+      onSync();
+    };
+    source.onmessage = (message) => {
+      let data;
+      try {
+        data = JSON.parse(message.data);
+      } catch {
+        return; // a ping or a line this page does not understand
+      }
+      if (data && typeof data === "object") onEvent(data);
+    };
+    source.onerror = () => {
+      onState("reconnecting");
+      if (source.readyState === EventSource.CLOSED && retry === null) {
+        retry = setTimeout(open, 3000);
+      }
+    };
+  };
+  open();
+  window.addEventListener("pagehide", () => source && source.close());
+}
+
+/** The connection indicator in the page header. */
+export function connectionIndicator() {
+  const node = document.getElementById("connection");
+  return (state) => {
+    if (!node) return;
+    node.dataset.state = state;
+    setText(node, state === "live" ? "Live" : "Reconnecting…");
+    node.title = state === "live"
+      ? "Receiving updates from the server as they happen"
+      : "Lost the connection to the server; retrying";
+  };
+}
+
+/**
+ * A segmented progress bar: one segment per final status, sized by its share
+ * of `total`, plus a striped segment for running tests. Widths are set through
+ * the CSSOM (element.style), which the page's style-src 'self' policy allows.
+ */
+export function progressBar() {
+  const bar = el("div", { className: "progress", role: "progressbar", "aria-valuemin": 0 });
+  const segments = {};
+  for (const status of ["passed", "failed", "error", "skipped", "aborted", "running"]) {
+    segments[status] = el("span", { className: `seg seg-${status}` });
+    bar.append(segments[status]);
+  }
+  bar.update = (job) => {
+    const total = Math.max(job.total || 0, 0);
+    const counts = job.counts || {};
+    for (const [status, seg] of Object.entries(segments)) {
+      const share = total ? (100 * (counts[status] || 0)) / total : 0;
+      seg.style.width = `${share}%`;
+    }
+    const done = finishedCount(job);
+    bar.setAttribute("aria-valuemax", String(total));
+    bar.setAttribute("aria-valuenow", String(done));
+    bar.title = `${done} of ${total} tests finished`;
+  };
+  return bar;
+}
+
+/** Small coloured count chips: "6 passed", "2 failed"... (zeros left out). */
+export function countChips(job) {
+  const counts = job.counts || {};
+  const outcomes = job.outcome_counts || {};
+  const chips = [];
+  for (const status of ["passed", "failed", "error", "skipped", "running", "aborted", "not_started"]) {
+    const n = counts[status] || 0;
+    if (!n) continue;
+    chips.push(el("span", { className: `chip chip-${status}`, title: label(status) },
+      el("b", { text: n }), ` ${label(status).toLowerCase()}`));
+  }
+  for (const outcome of ["xfailed", "xpassed"]) {
+    const n = outcomes[outcome] || 0;
+    if (n) chips.push(el("span", { className: "chip chip-muted", title: outcome }, el("b", { text: n }), ` ${outcome}`));
+  }
+  return chips;
+}
+
+/** Seconds a job has been running, or its final duration. */
+export function jobDuration(job, receivedAt) {
+  if (job.status === "running") {
+    if (Number.isFinite(job.start_time)) return Math.max(0, nowSeconds() - job.start_time);
+    if (Number.isFinite(job.duration)) return job.duration + (nowSeconds() - receivedAt);
+    return null;
+  }
+  if (Number.isFinite(job.duration)) return job.duration;
+  if (Number.isFinite(job.start_time) && Number.isFinite(job.stop_time)) {
+    return job.stop_time - job.start_time;
+  }
+  return null;
+}
+
+/** The ETA text of a running job, counting down from when it was received. */
+export function jobEta(job, receivedAt) {
+  if (job.status !== "running" || !Number.isFinite(job.eta_seconds)) return "";
+  const left = job.eta_seconds - (nowSeconds() - receivedAt);
+  return left <= 1 ? "any moment" : `~${fmtDuration(left)} left`;
+}
+
+/** Run `fn` at most once per animation frame however often it is asked for. */
+export function batched(fn) {
+  let queued = false;
+  return () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      fn();
+    });
+  };
+}

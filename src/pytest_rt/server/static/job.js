@@ -1,0 +1,377 @@
+// The job page: the job's header and every test, updated live from events.
+import {
+  TEST_STATUSES, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime,
+  finishedCount, follow, getJSON, headline, isNewerJob, isNewerTest, isoTime, jobDuration, jobEta,
+  label, nowSeconds, progressBar, safeToken, setChildren, setText, testUrl,
+} from "/static/common.js";
+
+const jobId = decodeURIComponent(location.pathname.replace(/^\/jobs\//, "").replace(/\/$/, ""));
+
+const state = {
+  job: null,
+  receivedAt: 0,
+  tests: new Map(), // nodeid -> {test, row, open, signature}
+  filter: "all",
+  query: "",
+};
+
+const body = document.getElementById("tests-body");
+const bar = progressBar();
+document.getElementById("job-progress").append(bar);
+const setConnection = connectionIndicator();
+
+// ---- header -------------------------------------------------------------
+
+function jobTitle(job) {
+  return job.custom_id || `Job ${String(job.job_id).slice(0, 8)}`;
+}
+
+function fact(name, value, extra = {}) {
+  return [el("dt", {}, name), el("dd", extra, value)];
+}
+
+function renderHead() {
+  const job = state.job;
+  document.getElementById("job-head").hidden = false;
+  document.getElementById("waiting").hidden = true;
+  setText(document.getElementById("job-title"), jobTitle(job));
+  setText(document.getElementById("job-id"), `job ${job.job_id}`);
+  setText(document.getElementById("crumb"), jobTitle(job));
+  setChildren(document.getElementById("job-status"), badge(job.status, "badge-large"));
+  const facts = [
+    fact("Env", job.env || "–"),
+    fact("Started", fmtTime(job.start_time), { title: isoTime(job.start_time) }),
+    fact("Duration", el("span", { id: "job-duration" })),
+  ];
+  if (job.status === "running") facts.push(fact("ETA", el("span", { id: "job-eta" })));
+  else facts.push(fact("Finished", fmtTime(job.stop_time), { title: isoTime(job.stop_time) }));
+  facts.push(fact("Tests", String(job.total ?? 0)));
+  if (job.exitstatus !== null && job.exitstatus !== undefined) {
+    facts.push(fact("Exit status", String(job.exitstatus)));
+  }
+  if (job.xdist) facts.push(fact("Workers", String(job.workers)));
+  setChildren(document.getElementById("facts"), facts);
+  bar.update(job);
+  setText(document.getElementById("job-tally"), `${finishedCount(job)} / ${job.total || 0} finished`);
+  setChildren(document.getElementById("job-chips"), countChips(job));
+  renderCustomData(job.custom_data);
+  renderCollectErrors(job.collect_errors || []);
+  tickHead();
+}
+
+function tickHead() {
+  const job = state.job;
+  if (!job) return;
+  const duration = document.getElementById("job-duration");
+  if (duration) setText(duration, fmtDuration(jobDuration(job, state.receivedAt)));
+  const eta = document.getElementById("job-eta");
+  if (eta) setText(eta, jobEta(job, state.receivedAt) || "–");
+  const done = finishedCount(job);
+  document.title = job.status === "running"
+    ? `(${done}/${job.total || 0}) ${jobTitle(job)} · pytest-rt`
+    : `${label(job.status)} · ${jobTitle(job)} · pytest-rt`;
+}
+
+function renderCustomData(data) {
+  const card = document.getElementById("custom-data-card");
+  const tbody = document.querySelector("#custom-data tbody");
+  if (!data || typeof data !== "object" || !Object.keys(data).length) {
+    card.hidden = true;
+    return;
+  }
+  card.hidden = false;
+  const rows = Object.entries(data).map(([key, value]) => {
+    const shown = value !== null && typeof value === "object"
+      ? el("pre", { className: "kv-json" }, JSON.stringify(value, null, 2))
+      : String(value);
+    return el("tr", {}, el("th", { scope: "row" }, key), el("td", {}, shown));
+  });
+  setChildren(tbody, rows);
+}
+
+function renderCollectErrors(errors) {
+  const card = document.getElementById("collect-errors");
+  card.hidden = errors.length === 0;
+  setChildren(document.getElementById("collect-errors-list"), errors.map((error) =>
+    el("details", { className: "msg", open: errors.length <= 3 },
+      el("summary", {}, el("span", { className: "mono" }, error.nodeid || "(collection)")),
+      el("pre", { className: "msg-body" }, error.msg || ""))));
+}
+
+// ---- test rows ----------------------------------------------------------
+
+function nameParts(nodeid) {
+  const at = nodeid.indexOf("::");
+  if (at < 0) return [el("span", { className: "test-leaf" }, nodeid)];
+  return [
+    el("span", { className: "test-file" }, nodeid.slice(0, at + 2)),
+    el("span", { className: "test-leaf" }, nodeid.slice(at + 2)),
+  ];
+}
+
+function makeRow(nodeid) {
+  const row = {
+    tr: el("tr", { className: "test-row" }),
+    status: el("td", { className: "col-status" }),
+    name: el("td", { className: "col-name" }),
+    duration: el("td", { className: "num col-duration" }),
+    worker: el("td", { className: "col-worker mono" }),
+  };
+  row.tr.dataset.nodeid = nodeid;
+  row.tr.append(row.status, row.name, row.duration, row.worker);
+  return row;
+}
+
+function messageBlock(entry) {
+  const { test } = entry;
+  const parts = [];
+  if (test.msg && ["failed", "error", "aborted"].includes(test.status)) {
+    const details = el("details", { className: "msg", open: entry.open },
+      el("summary", {}, el("span", { className: "msg-head" }, headline(test.msg))),
+      el("pre", { className: "msg-body" }, test.msg));
+    details.addEventListener("toggle", () => { entry.open = details.open; });
+    parts.push(details);
+  } else if (test.msg) {
+    const what = test.outcome === "xfailed" ? "Expected failure" : label(test.status);
+    parts.push(el("div", { className: "reason" }, `${what}: ${headline(test.msg)}`));
+  }
+  const reruns = test.rerun_msgs || [];
+  if (reruns.length) {
+    parts.push(el("details", { className: "msg msg-reruns" },
+      el("summary", {}, `Failed ${reruns.length} ${reruns.length === 1 ? "time" : "times"} before this result`),
+      reruns.map((text, i) => [el("div", { className: "small muted" }, `Attempt ${i + 1}`),
+        el("pre", { className: "msg-body" }, text)])));
+  }
+  return parts;
+}
+
+function fillRow(entry) {
+  const { test, row } = entry;
+  const signature = JSON.stringify([test.status, test.outcome, test.msg, test.duration,
+    test.worker, test.reruns, test.history_median, test.description, (test.rerun_msgs || []).length]);
+  if (signature === entry.signature) return;
+  entry.signature = signature;
+  row.tr.dataset.status = safeToken(test.status);
+  const outcome = test.outcome && test.outcome !== test.status && test.outcome !== "error"
+    ? el("span", { className: `outcome outcome-${safeToken(test.outcome)}` }, label(test.outcome))
+    : null;
+  setChildren(row.status, badge(test.status), outcome);
+  const reruns = test.reruns
+    ? el("span", { className: "rerun-tag", title: "Attempts re-run by pytest-rerunfailures" },
+      `${test.reruns} ${test.reruns === 1 ? "rerun" : "reruns"}`)
+    : null;
+  setChildren(row.name,
+    el("a", { className: "test-name", href: testUrl(test.nodeid), title: test.nodeid }, nameParts(test.nodeid)),
+    reruns,
+    test.description ? el("div", { className: "test-desc" }, test.description.split("\n")[0]) : null,
+    messageBlock(entry));
+  setText(row.worker, test.worker || "");
+  tickRow(entry);
+}
+
+function tickRow(entry) {
+  const { test, row } = entry;
+  let text;
+  if (test.status === "running" && Number.isFinite(test.start_time)) {
+    text = fmtDuration(Math.max(0, nowSeconds() - test.start_time));
+  } else {
+    text = test.status === "not_started" ? "" : fmtDuration(test.duration);
+  }
+  const median = Number.isFinite(test.history_median) ? test.history_median : null;
+  setChildren(row.duration, text,
+    median !== null ? el("div", { className: "typical" }, `median ${fmtDuration(median)}`) : null);
+  row.duration.title = median !== null ? "Median of this test's last 3 durations" : "";
+}
+
+function upsertTest(test) {
+  if (!test || typeof test.nodeid !== "string") return;
+  let entry = state.tests.get(test.nodeid);
+  if (entry && !isNewerTest(entry.test, test)) return;
+  if (!entry) {
+    entry = { test, row: makeRow(test.nodeid), open: false, signature: "" };
+    state.tests.set(test.nodeid, entry);
+    body.append(entry.row.tr);
+  }
+  entry.test = test;
+  fillRow(entry);
+}
+
+// ---- filters, search, slowest -------------------------------------------
+
+const filterButtons = new Map();
+
+function buildFilterButtons() {
+  const group = document.getElementById("filter-buttons");
+  for (const status of ["all", ...TEST_STATUSES]) {
+    const count = el("span", { className: "count" }, "0");
+    const button = el("button", { type: "button", className: "seg-btn", "data-status": status },
+      status === "all" ? null : el("span", { className: `dot dot-${status}` }),
+      status === "all" ? "All" : label(status), count);
+    button.addEventListener("click", () => {
+      state.filter = status;
+      writeUrl();
+      refresh();
+    });
+    filterButtons.set(status, { button, count });
+    group.append(button);
+  }
+}
+
+function matches(test) {
+  if (state.filter !== "all" && test.status !== state.filter) return false;
+  if (!state.query) return true;
+  const q = state.query.toLowerCase();
+  return test.nodeid.toLowerCase().includes(q)
+    || (test.description || "").toLowerCase().includes(q);
+}
+
+function applyFilter() {
+  const counts = { all: 0 };
+  let visible = 0;
+  for (const entry of state.tests.values()) {
+    counts.all += 1;
+    counts[entry.test.status] = (counts[entry.test.status] || 0) + 1;
+    const show = matches(entry.test);
+    entry.row.tr.hidden = !show;
+    if (show) visible += 1;
+  }
+  for (const [status, { button, count }] of filterButtons) {
+    const n = counts[status] || 0;
+    setText(count, String(n));
+    button.setAttribute("aria-pressed", String(state.filter === status));
+    // Statuses that never occurred in this job stay out of the way.
+    button.hidden = status !== "all" && n === 0 && state.filter !== status
+      && ["running", "not_started", "aborted"].includes(status);
+    button.classList.toggle("is-empty", n === 0);
+  }
+  document.getElementById("no-tests").hidden = visible > 0 || state.tests.size === 0;
+}
+
+function renderSlowest() {
+  const finished = [...state.tests.values()]
+    .map((entry) => entry.test)
+    .filter((test) => Number.isFinite(test.duration) && !["running", "not_started"].includes(test.status))
+    .sort((a, b) => b.duration - a.duration)
+    .slice(0, 10);
+  const max = finished.length ? finished[0].duration || 1 : 1;
+  setChildren(document.getElementById("slowest"), finished.map((test) => {
+    const fill = el("span", { className: `slow-fill fill-${safeToken(test.status)}` });
+    fill.style.width = `${Math.max(2, (100 * test.duration) / max)}%`;
+    const leaf = test.nodeid.includes("::") ? test.nodeid.slice(test.nodeid.indexOf("::") + 2) : test.nodeid;
+    return el("li", {},
+      el("div", { className: "slow-line" },
+        el("a", { href: testUrl(test.nodeid), title: test.nodeid, className: "slow-name" }, leaf),
+        el("span", { className: "slow-time num" }, fmtDuration(test.duration))),
+      el("div", { className: "slow-bar" }, fill));
+  }));
+  document.getElementById("slowest-empty").hidden = finished.length > 0;
+}
+
+const refresh = batched(() => {
+  applyFilter();
+  renderSlowest();
+  updateExpandButton();
+});
+
+function updateExpandButton() {
+  const button = document.getElementById("expand-all");
+  const failures = [...state.tests.values()].filter((e) => !e.row.tr.hidden && e.row.tr.querySelector("details.msg:not(.msg-reruns)"));
+  button.hidden = failures.length === 0;
+  const allOpen = failures.length > 0 && failures.every((e) => e.open);
+  setText(button, allOpen ? "Collapse failures" : "Expand failures");
+  return { failures, allOpen };
+}
+
+function toggleAll() {
+  const { failures, allOpen } = updateExpandButton();
+  for (const entry of failures) {
+    entry.open = !allOpen;
+    const details = entry.row.tr.querySelector("details.msg:not(.msg-reruns)");
+    if (details) details.open = !allOpen;
+  }
+  updateExpandButton();
+}
+
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  const status = params.get("status");
+  state.filter = status && ["all", ...TEST_STATUSES].includes(status) ? status : "all";
+  state.query = params.get("q") || "";
+  document.getElementById("search").value = state.query;
+}
+
+function writeUrl() {
+  const params = new URLSearchParams();
+  if (state.filter !== "all") params.set("status", state.filter);
+  if (state.query) params.set("q", state.query);
+  const query = params.toString();
+  history.replaceState(null, "", location.pathname + (query ? `?${query}` : ""));
+}
+
+// ---- data ---------------------------------------------------------------
+
+function setJob(job, receivedAt) {
+  if (!job || (state.job && !isNewerJob(state.job, job))) return;
+  state.job = job;
+  state.receivedAt = receivedAt;
+  renderHead();
+}
+
+async function sync() {
+  const errorBox = document.getElementById("error");
+  let data;
+  try {
+    data = await getJSON(`/api/jobs/${encodeURIComponent(jobId)}`);
+  } catch (error) {
+    if (error.status === 404) {
+      errorBox.hidden = true;
+      document.getElementById("waiting").hidden = state.job !== null;
+    } else {
+      errorBox.hidden = false;
+      setText(errorBox, `Could not load this job (${error.message}). Retrying when the server answers.`);
+    }
+    return;
+  }
+  errorBox.hidden = true;
+  setJob(data.job, nowSeconds());
+  for (const test of data.tests || []) upsertTest(test);
+  // Keep the run order of the JSON (events may have added rows before it came).
+  for (const test of data.tests || []) body.append(state.tests.get(test.nodeid).row.tr);
+  refresh();
+}
+
+function onEvent(event) {
+  if (event.job_id !== undefined && event.job_id !== jobId) return;
+  const first = state.job === null;
+  setJob(event.job, nowSeconds());
+  if (event.test) upsertTest(event.test);
+  refresh();
+  // The first sign of a job this page waited for: fetch its list of tests.
+  if (first) sync();
+}
+
+function setup() {
+  buildFilterButtons();
+  readUrl();
+  let typing = null;
+  document.getElementById("search").addEventListener("input", (event) => {
+    clearTimeout(typing);
+    typing = setTimeout(() => {
+      state.query = event.target.value.trim();
+      writeUrl();
+      refresh();
+    }, 120);
+  });
+  document.getElementById("expand-all").addEventListener("click", toggleAll);
+  body.addEventListener("toggle", updateExpandButton, true);
+  setText(document.getElementById("crumb"), jobId);
+  setInterval(() => {
+    tickHead();
+    for (const entry of state.tests.values()) if (entry.test.status === "running") tickRow(entry);
+  }, 1000);
+  refresh();
+  sync();
+  follow(`/api/events?job=${encodeURIComponent(jobId)}`, { onEvent, onSync: sync, onState: setConnection });
+}
+
+setup();

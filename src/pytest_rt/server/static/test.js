@@ -1,0 +1,116 @@
+// The test page: one test's results across jobs, and whether it is flaky.
+import {
+  badge, connectionIndicator, el, fmtDuration, fmtTime, follow, getJSON, headline, isoTime,
+  jobUrl, label, safeToken, setChildren, setText,
+} from "/static/common.js";
+
+const nodeid = new URLSearchParams(location.search).get("nodeid") || "";
+const setConnection = connectionIndicator();
+const STRIP_LENGTH = 40;
+
+function median(values) {
+  if (!values.length) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function renderStats(results) {
+  const decided = results.filter((r) => ["passed", "failed", "error"].includes(r.status));
+  const passed = decided.filter((r) => r.status === "passed").length;
+  const durations = results.map((r) => r.duration).filter(Number.isFinite);
+  const last = results[0];
+  const stats = [
+    [el("dt", {}, "Runs"), el("dd", {}, String(results.length))],
+    [el("dt", {}, "Pass rate"),
+      el("dd", {}, decided.length ? `${Math.round((100 * passed) / decided.length)}%` : "–")],
+    [el("dt", {}, "Median duration"), el("dd", {}, fmtDuration(median(durations)))],
+  ];
+  if (last) {
+    stats.push([el("dt", {}, "Last result"),
+      el("dd", {}, badge(last.status), " ", el("span", { className: "muted" }, fmtTime(last.start_time)))]);
+  }
+  setChildren(document.getElementById("stats"), stats);
+}
+
+function renderStrip(results) {
+  const recent = results.slice(0, STRIP_LENGTH).reverse();
+  setChildren(document.getElementById("strip"), recent.map((r) => {
+    const what = [label(r.status), r.env, fmtTime(r.start_time), fmtDuration(r.duration)]
+      .filter(Boolean).join(" · ");
+    return el("li", {},
+      el("a", { href: jobUrl(r.job_id), className: `tick tick-${safeToken(r.status)}`, title: what, "aria-label": what }));
+  }));
+}
+
+function messageCell(result) {
+  if (!result.msg) return "";
+  if (["failed", "error", "aborted"].includes(result.status)) {
+    return el("details", { className: "msg" },
+      el("summary", {}, el("span", { className: "msg-head" }, headline(result.msg))),
+      el("pre", { className: "msg-body" }, result.msg));
+  }
+  return el("span", { className: "reason" }, headline(result.msg));
+}
+
+function renderHistory(results) {
+  const rows = results.map((r) => {
+    const outcome = r.outcome && r.outcome !== r.status && r.outcome !== "error"
+      ? el("span", { className: `outcome outcome-${safeToken(r.outcome)}` }, label(r.outcome)) : null;
+    return el("tr", { className: "test-row", "data-status": safeToken(r.status), "data-job-id": r.job_id },
+      el("td", { className: "col-status" }, badge(r.status), outcome),
+      el("td", {}, el("a", { href: jobUrl(r.job_id), className: "mono", title: r.job_id },
+        String(r.job_id).slice(0, 8))),
+      el("td", {}, r.env ? el("span", { className: "tag" }, r.env) : "–"),
+      el("td", { title: isoTime(r.start_time) }, fmtTime(r.start_time)),
+      el("td", { className: "num col-duration" }, fmtDuration(r.duration)),
+      el("td", { className: "col-msg" }, messageCell(r)));
+  });
+  setChildren(document.getElementById("history"), rows);
+  document.getElementById("no-history").hidden = results.length > 0;
+}
+
+async function sync() {
+  const errorBox = document.getElementById("error");
+  let data;
+  try {
+    data = await getJSON(`/api/tests/history?nodeid=${encodeURIComponent(nodeid)}`);
+  } catch (error) {
+    errorBox.hidden = false;
+    setText(errorBox, `Could not load this test's history (${error.message}).`);
+    return;
+  }
+  errorBox.hidden = true;
+  const results = data.results || [];
+  // Re-rendering must not close the messages the reader opened.
+  const openJobs = new Set([...document.querySelectorAll("#history tr")]
+    .filter((tr) => tr.querySelector("details[open]")).map((tr) => tr.dataset.jobId));
+  renderStats(results);
+  renderStrip(results);
+  renderHistory(results);
+  for (const tr of document.querySelectorAll("#history tr")) {
+    const details = tr.querySelector("details");
+    if (details && openJobs.has(tr.dataset.jobId)) details.open = true;
+  }
+  document.getElementById("flaky").hidden = !data.flaky;
+}
+
+let pending = null;
+function syncSoon() {
+  clearTimeout(pending);
+  pending = setTimeout(sync, 300);
+}
+
+function onEvent(event) {
+  if (event.nodeid === nodeid || event.kind === "job_finished") syncSoon();
+}
+
+function setup() {
+  setText(document.getElementById("test-name"), nodeid || "(no test given)");
+  document.title = `${nodeid.split("::").pop() || "Test"} · pytest-rt`;
+  if (!nodeid) return;
+  sync();
+  follow("/api/events", { onEvent, onSync: syncSoon, onState: setConnection });
+}
+
+setup();

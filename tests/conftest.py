@@ -1,0 +1,186 @@
+"""Shared fixtures: a real HTTP receiver on 127.0.0.1 (free port) that records events.
+
+The receiver is the standard library's ThreadingHTTPServer, so what the plugin
+talks to is a real socket and a real HTTP parser; its behaviour (batching
+offer, scripted failures, silence) is set per test.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+@dataclass
+class Behaviour:
+    batch: bool = False  # answer with X-Pytest-RT-Batch: 1
+    fail_first: int = 0  # answer the first N requests with `fail_status`
+    fail_status: int = 503
+    retry_after: str | None = None
+    reset_first: int = 0  # close the first N connections without an answer
+    delay: float = 0.0  # seconds before answering
+    reject: Callable[[Any], int | None] | None = None  # status for a body, or None
+
+
+@dataclass
+class Receiver:
+    """A recording HTTP receiver; `events` holds every accepted event in arrival order."""
+
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    bodies: list[Any] = field(default_factory=list)  # each accepted POST body, parsed
+    headers: list[dict[str, str]] = field(default_factory=list)
+    requests: int = 0
+    port: int = 0
+    _server: http.server.ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/loader"
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = receiver._decide(body, dict(self.headers))
+                if status is None:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                answer = b'{"ok": true}' if status < 300 else b'{"error": "scripted failure"}'
+                self.send_response(status)
+                if receiver.behaviour.batch:
+                    self.send_header("X-Pytest-RT-Batch", "1")
+                if receiver.behaviour.retry_after and status >= 400:
+                    self.send_header("Retry-After", receiver.behaviour.retry_after)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        server.block_on_close = False
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def _decide(self, body: bytes, headers: dict[str, str]) -> int | None:
+        b = self.behaviour
+        if b.delay:
+            time.sleep(b.delay)
+        with self.lock:
+            self.requests += 1
+            n = self.requests
+        if n <= b.reset_first:
+            return None
+        if n <= b.reset_first + b.fail_first:
+            return b.fail_status
+        parsed = json.loads(body)
+        if b.reject is not None and (status := b.reject(parsed)) is not None:
+            return status
+        with self.lock:
+            self.bodies.append(parsed)
+            self.headers.append(headers)
+            self.events.extend(parsed if isinstance(parsed, list) else [parsed])
+        return 200
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    # -- what tests ask ------------------------------------------------------------------
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("type") == type_]
+
+    def unique(self) -> list[dict[str, Any]]:
+        """Events with duplicate event_ids dropped, as docs/protocol.md tells receivers."""
+        seen: set[str] = set()
+        out = []
+        for event in self.events:
+            if event["event_id"] not in seen:
+                seen.add(event["event_id"])
+                out.append(event)
+        return out
+
+    def stops(self) -> dict[str, dict[str, Any]]:
+        """stopTestItem by node id (asserting there is one per test)."""
+        stops = self.of_type("stopTestItem")
+        by_id = {e["test"]: e for e in stops}
+        assert len(by_id) == len(stops), [e["test"] for e in stops]
+        return by_id
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver().start()
+    yield rec
+    rec.stop()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A URL nobody listens on (bound, then closed, so it is free and refused)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}/loader"
+
+
+class RtRun:
+    """Runs an inner pytest with --rt against a URL, in-process or in a subprocess."""
+
+    def __init__(self, pytester: pytest.Pytester, url: str) -> None:
+        self.pytester = pytester
+        self.url = url
+
+    def args(self, *args: str) -> list[str]:
+        spool = str(self.pytester.path / ".spool")
+        return ["--rt", "--rt-url", self.url, "--rt-spool", spool, "-p", "no:cacheprovider",
+                *args]
+
+    def run(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest(*self.args(*args))
+
+    def run_subprocess(self, *args: str, timeout: float = 60) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(*self.args(*args), timeout=timeout)
+
+
+@pytest.fixture
+def rt(pytester: pytest.Pytester, receiver: Receiver) -> RtRun:
+    return RtRun(pytester, receiver.url)

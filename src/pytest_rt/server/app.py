@@ -1,0 +1,227 @@
+"""The ASGI app: ``POST /loader``, the read API, live events and the dashboard files."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.staticfiles import StaticFiles
+
+from . import api_schema
+from .config import ServeConfig
+from .ingest import Event, IngestError, clean_text, parse_body
+from .sse import Hub
+from .store import Store
+from .writer import WriteResult
+
+STATIC_DIR = Path(__file__).parent / "static"
+BATCH_HEADER = {"X-Pytest-RT-Batch": "1"}
+NO_CACHE = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+HTML_HEADERS = NO_CACHE | {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'"
+    ),
+}
+JobStatus = Literal["running", "passed", "failed", "interrupted"]
+
+
+class _StaticFiles(StaticFiles):
+    """The dashboard's files, revalidated on every load (a new version shows at once)."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(NO_CACHE)
+        return response
+
+
+def create_app(config: ServeConfig, store: Store | None = None) -> FastAPI:
+    """The receiver app. It owns (and closes) its store unless one is passed in."""
+    owned = store is None
+    the_store = store if store is not None else Store(config.db_url)
+    hub = Hub()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            hub.close()
+            if owned:
+                the_store.close()
+
+    app = FastAPI(
+        title="pytest-rt receiver",
+        summary="Receives pytest-rt events and serves the live dashboard.",
+        lifespan=lifespan,
+    )
+    app.state.store = the_store
+    app.state.hub = hub
+    app.state.config = config
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_query(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}"
+            for err in exc.errors()
+        )
+        return JSONResponse({"error": problems}, status_code=422)
+
+    _ingest_routes(app, config, the_store, hub)
+    _read_routes(app, the_store, hub)
+    _page_routes(app)
+    return app
+
+
+def _ingest_routes(app: FastAPI, config: ServeConfig, store: Store, hub: Hub) -> None:
+    @app.post(
+        "/loader",
+        summary="Receive one event or a batch of events",
+        response_model=api_schema.IngestAnswer,
+        responses=api_schema.INGEST_ERRORS,
+        openapi_extra=api_schema.INGEST_BODY,
+    )
+    async def loader(request: Request) -> Response:
+        try:
+            _check_token(request, config.token)
+            events = parse_body(await _read_body(request, config.max_body))
+        except IngestError as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return JSONResponse({"error": exc.message}, exc.status, headers=headers)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            store.writer, _write_and_publish, store, hub, events, loop
+        )
+        return JSONResponse(
+            {"accepted": result.accepted, "duplicates": result.duplicates}, headers=BATCH_HEADER
+        )
+
+
+def _write_and_publish(
+    store: Store, hub: Hub, events: list[Event], loop: asyncio.AbstractEventLoop
+) -> WriteResult:
+    """Runs on the writer thread: commit, then snapshot the changes for live viewers.
+
+    Snapshots are taken and queued in commit order, so a dashboard never sees
+    a test go back from finished to running.
+    """
+    result = store.write(events)
+    if result.changes and hub.wants(job_id for _, job_id, _ in result.changes):
+        messages = store.change_messages(result.changes)
+        loop.call_soon_threadsafe(hub.publish, messages)
+    return result
+
+
+def _check_token(request: Request, token: str | None) -> None:
+    if token is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    expected = token.encode("utf-8")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode("latin-1"), expected
+    ):
+        raise IngestError(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it grows past ``limit`` bytes."""
+    too_big = IngestError(413, f"the body is larger than the limit of {limit} bytes (--max-body)")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:
+    @app.get("/api/jobs", response_model=api_schema.JobList, summary="Jobs, running first")
+    async def list_jobs(
+        status: JobStatus | None = None,
+        env: str | None = None,
+        limit: int = Query(50, ge=1, le=1000),
+        offset: int = Query(0, ge=0, le=2**31),
+    ) -> Response:
+        env = clean_text(env) if env is not None else None
+        page = await run_in_threadpool(store.jobs_page, status, env, limit, offset)
+        return JSONResponse(page)
+
+    @app.get(
+        "/api/jobs/{job_id}",
+        response_model=api_schema.JobDetail,
+        responses={404: {"model": api_schema.ErrorAnswer}},
+        summary="One job and its tests",
+    )
+    async def get_job(job_id: str) -> Response:
+        detail = await run_in_threadpool(store.job_detail, job_id)
+        if detail is None:
+            return JSONResponse({"error": f"no job {job_id!r}"}, status_code=404)
+        return JSONResponse(detail)
+
+    @app.get(
+        "/api/tests/history",
+        response_model=api_schema.History,
+        summary="One test's results across jobs, newest first",
+    )
+    async def test_history(
+        nodeid: str = Query(..., max_length=100_000), limit: int = Query(50, ge=1, le=1000)
+    ) -> Response:
+        return JSONResponse(await run_in_threadpool(store.history, nodeid, limit))
+
+    @app.get(
+        "/api/events",
+        summary="Live changes (text/event-stream); ?job=ID for one job",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def events(job: str | None = None) -> StreamingResponse:
+        return StreamingResponse(
+            hub.stream(clean_text(job) if job is not None else None),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/healthz", response_model=api_schema.Health, summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+
+def _page_routes(app: FastAPI) -> None:
+    def page(name: str) -> Response:
+        path = STATIC_DIR / name
+        if not path.is_file():
+            return JSONResponse({"error": f"{name} is not installed"}, status_code=404)
+        return FileResponse(path, media_type="text/html", headers=HTML_HEADERS)
+
+    @app.get("/", include_in_schema=False)
+    async def jobs_page() -> Response:
+        return page("index.html")
+
+    @app.get("/jobs/{job_id}", include_in_schema=False)
+    async def job_page(job_id: str) -> Response:
+        return page("job.html")
+
+    @app.get("/tests", include_in_schema=False)
+    async def test_page() -> Response:
+        return page("test.html")
+
+    app.mount("/static", _StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
+

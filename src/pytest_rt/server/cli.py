@@ -1,0 +1,114 @@
+"""``pytest-rt serve``: parse the options, build the app, run uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .config import (
+    DEFAULT_DB,
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+    TOKEN_ENV,
+    ServeConfig,
+    db_url_from_arg,
+)
+
+MISSING_EXTRA = 'pytest-rt serve needs the server extra: pip install "pytest-rt[server]"'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pytest-rt serve",
+        description="Receive pytest-rt events and serve the live dashboard.",
+    )
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")
+    parser.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        help="SQLite file path or SQLAlchemy URL (default %(default)s)",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help=f"require 'Authorization: Bearer TOKEN' on POST /loader (or env {TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--max-body",
+        type=int,
+        default=DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help="largest POST body accepted, else 413 (default %(default)s)",
+    )
+    return parser
+
+
+def parse_config(argv: list[str]) -> ServeConfig:
+    """The settings from ``argv`` and the environment (``--token`` wins over the env)."""
+    args = build_parser().parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        build_parser().error("--port must be between 0 and 65535")
+    if args.max_body < 1:
+        build_parser().error("--max-body must be a positive number of bytes")
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
+    return ServeConfig(
+        host=args.host,
+        port=args.port,
+        db_url=db_url_from_arg(args.db),
+        token=token,
+        max_body=args.max_body,
+    )
+
+
+def serve_main(argv: list[str]) -> int:
+    """Run the receiver until Ctrl-C; the exit code for ``pytest-rt serve``."""
+    try:
+        config = parse_config(argv)
+    except SystemExit as exc:  # argparse: --help or a bad option
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        import fastapi  # noqa: F401
+        import sqlalchemy  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        print(MISSING_EXTRA, file=sys.stderr)
+        return 2
+    return _run(config)
+
+
+def _run(config: ServeConfig) -> int:
+    from .app import create_app
+    from .runner import make_server, public_without_token
+
+    if config.db_url.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(config.db_url[len("sqlite:///") :]) or ".", exist_ok=True)
+    try:
+        app = create_app(config)
+    except Exception as exc:  # the database is unreachable or the URL is wrong
+        print(f"pytest-rt serve: cannot open the database: {exc}", file=sys.stderr)
+        return 1
+    if public_without_token(config):
+        print(
+            f"pytest-rt serve: warning: listening on {config.host} without a token: anyone "
+            f"who can reach this address can post results (use --token or {TOKEN_ENV})",
+            file=sys.stderr,
+        )
+    server = make_server(config, app)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled
+        pass
+    except SystemExit:  # uvicorn could not start (the port is taken...)
+        return 1
+    finally:
+        app.state.store.close()  # idempotent: the app's shutdown closed it already
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve_main(sys.argv[1:]))

@@ -1,0 +1,397 @@
+"""Parse and validate ``POST /loader`` bodies into normalized records.
+
+Pure functions, no I/O: the body's bytes go in, a list of frozen records comes
+out, or :class:`IngestError` says what is wrong (status code and a message
+naming the event's index and the field). Unknown keys are ignored, as
+docs/protocol.md asks of receivers. Both families are read: the pytest one
+(``fw: "2"``: ``startTestItem``/``stopTestItem``) and the seed's unittest one
+(no ``fw`` or ``fw: "1"``: ``startTest``/``stopTest``, dotted names, ``msg`` as
+a list of strings, ``tests`` as an object of name -> dotted name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+MAX_ID_LEN = 200
+# PostgreSQL's B-tree rows are limited to ~2.7 kB: longer node ids are looked
+# up by a digest instead (see :func:`nodeid_key`).
+MAX_KEY_BYTES = 1000
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+STATUSES = ("passed", "failed", "error", "skipped")
+# Statuses some clients send in their own words, mapped to (status, outcome).
+STATUS_ALIASES = {
+    "xfailed": ("skipped", "xfailed"),
+    "xpassed": ("passed", "xpassed"),
+    "interrupted": ("error", "interrupted"),
+}
+
+
+class IngestError(Exception):
+    """A body the receiver rejects: ``status`` is the HTTP code to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What every event carries."""
+
+    job_id: str
+    run_id: str  # "" for clients that send none (the seed's)
+    event_id: str | None
+    custom_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TestDecl:
+    nodeid: str
+    key: str
+    location: str | None
+    uuid: str | None
+    description: str | None
+    file: str | None
+    markers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    meta: Meta
+    env: str | None
+    start_time: float | None
+    custom_data: str | None  # JSON text of an object
+    collect_errors: str | None  # JSON text of [{"nodeid", "msg"}]
+    xdist: bool | None
+    workers: int | None
+    tests: tuple[TestDecl, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStart:
+    meta: Meta
+    nodeid: str
+    key: str
+    start_time: float | None
+    uuid: str | None
+    worker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStop:
+    meta: Meta
+    nodeid: str
+    key: str
+    status: str
+    outcome: str
+    msg: str
+    stop_time: float | None
+    uuid: str | None
+    when: str | None
+    duration: float | None
+    worker: str | None
+    reruns: int
+    rerun_msgs: str  # JSON text of a list of strings
+
+
+@dataclass(frozen=True, slots=True)
+class RunStop:
+    meta: Meta
+    stop_time: float | None
+    exitstatus: int | None
+    interrupted: bool | None
+    collect_errors: str | None
+
+
+Event = RunStart | ItemStart | ItemStop | RunStop
+
+
+def clean_text(value: str) -> str:
+    """``value`` storable everywhere: PostgreSQL refuses NUL, UTF-8 refuses lone surrogates."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def nodeid_key(nodeid: str) -> str:
+    """The indexed form of a node id: itself, or a digest when it is too long to index."""
+    if len(nodeid) * 4 <= MAX_KEY_BYTES or len(nodeid.encode("utf-8")) <= MAX_KEY_BYTES:
+        return nodeid
+    return "sha256:" + hashlib.sha256(nodeid.encode("utf-8")).hexdigest()
+
+
+def parse_body(body: bytes) -> list[Event]:
+    """The events of one POST body: one event object or an array of them."""
+    if not body.strip():
+        raise IngestError(400, "the body is empty: send one JSON event object or an array")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise IngestError(400, f"the body is not JSON: {exc}") from None
+    if isinstance(data, dict):
+        return [parse_event(data, None)]
+    if isinstance(data, list):
+        return [parse_event(item, index) for index, item in enumerate(data)]
+    raise IngestError(422, "the body must be a JSON object (one event) or an array of events")
+
+
+def parse_event(data: Any, index: int | None) -> Event:
+    """One event; ``index`` is its place in a batch (for the error message)."""
+    fields = _Fields(data, index)
+    kind = fields.required_str("type")
+    meta = Meta(
+        job_id=fields.ident("job_id", required=True) or "",
+        run_id=fields.ident("run_id") or "",
+        event_id=fields.ident("event_id"),
+        custom_id=fields.opt_str("custom_id"),
+    )
+    fields.opt_int("seq", 0, 2**62)
+    if kind == "startTestRun":
+        return _run_start(fields, meta)
+    if kind == "stopTestRun":
+        return RunStop(
+            meta=meta,
+            stop_time=fields.opt_time("stopTime"),
+            exitstatus=fields.opt_int("exitstatus", INT_MIN, INT_MAX),
+            interrupted=fields.opt_bool("interrupted"),
+            collect_errors=fields.collect_errors(),
+        )
+    if kind in ("startTestItem", "startTest"):
+        nodeid = fields.required_str("test")
+        return ItemStart(
+            meta=meta,
+            nodeid=nodeid,
+            key=nodeid_key(nodeid),
+            start_time=fields.opt_time("startTime"),
+            uuid=fields.opt_str("uuid"),
+            worker=fields.opt_str("worker"),
+        )
+    if kind in ("stopTestItem", "stopTest"):
+        return _item_stop(fields, meta)
+    raise fields.error(
+        "type",
+        f"unknown event type {kind!r}: expected startTestRun, startTestItem, "
+        "stopTestItem, stopTestRun (or startTest, stopTest)",
+    )
+
+
+def _run_start(fields: _Fields, meta: Meta) -> RunStart:
+    return RunStart(
+        meta=meta,
+        env=fields.opt_str("env"),
+        start_time=fields.opt_time("startTime"),
+        custom_data=fields.custom_data(),
+        collect_errors=fields.collect_errors(),
+        xdist=fields.opt_bool("xdist"),
+        workers=fields.opt_int("workers", 0, 1_000_000),
+        tests=fields.tests(),
+    )
+
+
+def _item_stop(fields: _Fields, meta: Meta) -> ItemStop:
+    nodeid = fields.required_str("test")
+    raw_status = fields.required_str("status")
+    if raw_status in STATUSES:
+        status, default_outcome = raw_status, raw_status
+    elif raw_status in STATUS_ALIASES:
+        status, default_outcome = STATUS_ALIASES[raw_status]
+    else:
+        raise fields.error("status", f"unknown status {raw_status!r}: expected one of {STATUSES}")
+    rerun_msgs = fields.str_list("rerun_msgs")
+    return ItemStop(
+        meta=meta,
+        nodeid=nodeid,
+        key=nodeid_key(nodeid),
+        status=status,
+        outcome=fields.opt_str("outcome") or default_outcome,
+        msg=fields.msg(),
+        stop_time=fields.opt_time("stopTime"),
+        uuid=fields.opt_str("uuid"),
+        when=fields.opt_str("when"),
+        duration=fields.opt_number("duration"),
+        worker=fields.opt_str("worker"),
+        reruns=fields.opt_int("reruns", 0, INT_MAX) or 0,
+        rerun_msgs=json.dumps(list(rerun_msgs)),
+    )
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+class _Fields:
+    """Typed access to one event's fields; every failure names the field and index."""
+
+    __slots__ = ("data", "where")
+
+    def __init__(self, data: Any, index: int | None) -> None:
+        self.where = "the event" if index is None else f"event {index} of the batch"
+        if not isinstance(data, dict):
+            raise IngestError(422, f"{self.where}: must be a JSON object, got {_type_name(data)}")
+        self.data: dict[str, Any] = data
+
+    def error(self, key: str, message: str) -> IngestError:
+        return IngestError(422, f"{self.where}: field {key!r}: {message}")
+
+    def _wrong(self, key: str, expected: str, value: Any) -> IngestError:
+        return self.error(key, f"must be {expected}, got {_type_name(value)}")
+
+    def required_str(self, key: str) -> str:
+        value = self.data.get(key)
+        if value is None:
+            raise self.error(key, "is missing")
+        if not isinstance(value, str):
+            raise self._wrong(key, "a string", value)
+        return clean_text(value)
+
+    def opt_str(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self._wrong(key, "a string or null", value)
+        return clean_text(value)
+
+    def ident(self, key: str, required: bool = False) -> str | None:
+        value = self.required_str(key) if required else self.opt_str(key)
+        if value is not None and len(value) > MAX_ID_LEN:
+            raise self.error(key, f"is longer than {MAX_ID_LEN} characters")
+        if required and not value:
+            raise self.error(key, "is empty")
+        return value
+
+    def opt_number(self, key: str) -> float | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._wrong(key, "a number", value)
+        return self._finite(key, value)
+
+    def _finite(self, key: str, value: Any) -> float:
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):
+            raise self.error(key, f"is not a number: {str(value)[:40]!r}") from None
+        if not math.isfinite(number):
+            raise self.error(key, "must be a finite number")
+        return number
+
+    def opt_time(self, key: str) -> float | None:
+        """Unix seconds: the seed sends numbers and numeric strings."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self._wrong(key, "a number or a numeric string", value)
+        return self._finite(key, value)
+
+    def opt_int(self, key: str, low: int, high: int) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._wrong(key, "an integer", value)
+        if not low <= value <= high:
+            raise self.error(key, f"must be between {low} and {high}")
+        return value
+
+    def opt_bool(self, key: str) -> bool | None:
+        value = self.data.get(key)
+        if value is None or isinstance(value, bool):
+            return value
+        raise self._wrong(key, "a boolean", value)
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._wrong(key, "an array of strings", value)
+        return tuple(clean_text(item) for item in value)
+
+    def msg(self) -> str:
+        """The seed's ``msg``: a string, or (unittest family) a list of strings."""
+        value = self.data.get("msg")
+        if isinstance(value, list):
+            return "\n".join(self.str_list("msg"))
+        return self.opt_str("msg") or ""
+
+    def custom_data(self) -> str | None:
+        value = self.data.get("custom_data")
+        if isinstance(value, str):  # nose2rt sends the object as JSON text
+            try:
+                value = json.loads(value)
+            except (ValueError, RecursionError):
+                raise self.error("custom_data", "must be an object or null") from None
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self._wrong("custom_data", "an object or null", value)
+        return _dumps(value)
+
+    def collect_errors(self) -> str | None:
+        value = self.data.get("collect_errors")
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise self._wrong("collect_errors", "an array", value)
+        errors = []
+        for item in value:
+            if not isinstance(item, dict):
+                raise self._wrong("collect_errors", 'an array of {"nodeid", "msg"}', item)
+            nodeid, msg = item.get("nodeid"), item.get("msg")
+            if not isinstance(nodeid, (str, type(None))) or not isinstance(msg, (str, type(None))):
+                raise self.error("collect_errors", "nodeid and msg must be strings")
+            errors.append({"nodeid": nodeid or "", "msg": msg or ""})
+        return _dumps(errors)
+
+    def tests(self) -> tuple[TestDecl, ...]:
+        value = self.data.get("tests")
+        if value is None:
+            return ()
+        if isinstance(value, dict):  # the unittest family: {"test_m": "pkg.mod.Cls.test_m"}
+            items: list[Any] = [
+                {"nodeid": dotted, "location": name} for name, dotted in value.items()
+            ]
+        elif isinstance(value, list):
+            items = value
+        else:
+            raise self._wrong("tests", "an array of tests", value)
+        return tuple(self._test(item, i) for i, item in enumerate(items))
+
+    def _test(self, item: Any, i: int) -> TestDecl:
+        if isinstance(item, str):
+            item = {"nodeid": item}
+        if not isinstance(item, dict):
+            raise self.error("tests", f"entry {i} must be an object, got {_type_name(item)}")
+        entry = _Fields(item, None)
+        entry.where = f"{self.where}: tests[{i}]"
+        nodeid = entry.required_str("nodeid")
+        return TestDecl(
+            nodeid=nodeid,
+            key=nodeid_key(nodeid),
+            location=entry.opt_str("location"),
+            uuid=entry.opt_str("uuid"),
+            description=entry.opt_str("description"),
+            file=entry.opt_str("file") or (nodeid.split("::", 1)[0] if "::" in nodeid else None),
+            markers=entry.str_list("markers"),
+        )
+
+
+def _dumps(value: Any) -> str:
+    try:
+        # ensure_ascii escapes NUL and lone surrogates: the text stores anywhere.
+        return json.dumps(value, ensure_ascii=True)
+    except (ValueError, RecursionError):
+        raise IngestError(422, "custom_data or collect_errors cannot be stored") from None

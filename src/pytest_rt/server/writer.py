@@ -1,0 +1,277 @@
+"""Apply a request's events to the database, inside the caller's transaction.
+
+Every write is an upsert whose result does not depend on arrival order: a
+test's start never overrides its result, a result always wins, a declaration
+in ``startTestRun`` only fills in descriptive fields. That is what makes a
+stop-before-start, items-before-``startTestRun`` and replays come out right,
+and what lets a batch be applied as a few ``executemany`` calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Insert, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from . import schema
+from .ingest import Event, ItemStart, ItemStop, RunStart, RunStop
+from .status import job_status
+
+CHUNK = 500  # bound on bound parameters per IN (...)
+
+
+@dataclass
+class WriteResult:
+    accepted: int = 0
+    duplicates: int = 0
+    # (kind, job_id, test key or None), in the order the dashboard should see them
+    changes: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+
+class Statements:
+    """The upserts, built once per dialect (SQLAlchemy caches their compiled form)."""
+
+    def __init__(self, dialect: str) -> None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        t, r, j = schema.tests, schema.runs, schema.jobs
+        self.ensure_job = insert(j).on_conflict_do_nothing(index_elements=[j.c.job_id])
+        self.seen = insert(schema.seen).on_conflict_do_nothing(
+            index_elements=[schema.seen.c.event_id]
+        )
+
+        def keep(name: str, ins: Any) -> Any:
+            return func.coalesce(getattr(ins.excluded, name), t.c[name])
+
+        declare = insert(t)
+        self.declare = declare.on_conflict_do_update(
+            index_elements=[t.c.job_id, t.c.key],
+            set_={
+                "nodeid": declare.excluded.nodeid,
+                "position": declare.excluded.position,
+                **{
+                    name: keep(name, declare)
+                    for name in ("location", "uuid", "description", "file", "markers")
+                },
+            },
+        )
+        start = insert(t)
+        self.start: Insert = start.on_conflict_do_update(
+            index_elements=[t.c.job_id, t.c.key],
+            set_={
+                # A start never overrides a result that arrived before it.
+                "status": case((t.c.status == "not_started", "running"), else_=t.c.status),
+                **{name: keep(name, start) for name in ("start_time", "uuid", "worker")},
+            },
+        )
+        stop = insert(t)
+        self.stop = stop.on_conflict_do_update(
+            index_elements=[t.c.job_id, t.c.key],
+            set_={
+                **{
+                    name: getattr(stop.excluded, name)
+                    for name in (
+                        "status", "outcome", "msg", "when_", "stop_time",
+                        "duration", "reruns", "rerun_msgs",
+                    )
+                },
+                **{name: keep(name, stop) for name in ("uuid", "worker")},
+            },
+        )
+        run = insert(r)
+        self.run = run.on_conflict_do_update(
+            index_elements=[r.c.job_id, r.c.run_id],
+            set_={
+                name: func.coalesce(getattr(run.excluded, name), r.c[name])
+                for name in (
+                    "start_time", "stop_time", "exitstatus", "interrupted",
+                    "xdist", "workers", "collect_errors",
+                )
+            }
+            | {
+                "started": r.c.started | run.excluded.started,
+                "stopped": r.c.stopped | run.excluded.stopped,
+            },
+        )
+
+
+def apply_events(
+    conn: Connection, stmts: Statements, events: Sequence[Event], now: float
+) -> WriteResult:
+    """Store ``events`` (already validated) and say what changed."""
+    result = WriteResult()
+    fresh = _drop_seen(conn, stmts, events, now, result)
+    if not fresh:
+        return result
+    job_ids = list(dict.fromkeys(e.meta.job_id for e in fresh))
+    conn.execute(
+        stmts.ensure_job,
+        [
+            {"job_id": job_id, "status": "running", "created": now, "interrupted": False,
+             "xdist": False, "workers": 0}
+            for job_id in job_ids
+        ],
+    )
+    run_starts = [e for e in fresh if isinstance(e, RunStart)]
+    starts = [e for e in fresh if isinstance(e, ItemStart)]
+    stops = [e for e in fresh if isinstance(e, ItemStop)]
+    run_stops = [e for e in fresh if isinstance(e, RunStop)]
+    _apply_run_starts(conn, stmts, run_starts, result)
+    if starts:
+        conn.execute(stmts.start, [_start_row(e) for e in starts])
+        result.changes.extend(("test_started", e.meta.job_id, e.key) for e in starts)
+    if stops:
+        conn.execute(stmts.stop, [_stop_row(e) for e in stops])
+        result.changes.extend(("test_finished", e.meta.job_id, e.key) for e in stops)
+    if run_stops:
+        conn.execute(stmts.run, [_run_stop_row(e) for e in run_stops])
+    touched_runs = {e.meta.job_id for e in run_starts} | {e.meta.job_id for e in run_stops}
+    _refresh_jobs(conn, job_ids, touched_runs, result)
+    return result
+
+
+def _drop_seen(
+    conn: Connection, stmts: Statements, events: Sequence[Event], now: float, result: WriteResult
+) -> list[Event]:
+    ids = [e.meta.event_id for e in events if e.meta.event_id is not None]
+    known: set[str] = set()
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        known.update(
+            conn.scalars(select(schema.seen.c.event_id).where(schema.seen.c.event_id.in_(chunk)))
+        )
+    fresh: list[Event] = []
+    new_rows = []
+    for e in events:
+        event_id = e.meta.event_id
+        if event_id is not None:
+            if event_id in known:
+                result.duplicates += 1
+                continue
+            known.add(event_id)
+            new_rows.append({"event_id": event_id, "job_id": e.meta.job_id, "received": now})
+        fresh.append(e)
+    if new_rows:
+        conn.execute(stmts.seen, new_rows)
+    result.accepted = len(fresh)
+    return fresh
+
+
+def _apply_run_starts(
+    conn: Connection, stmts: Statements, events: list[RunStart], result: WriteResult
+) -> None:
+    for e in events:
+        conn.execute(
+            update(schema.jobs)
+            .where(schema.jobs.c.job_id == e.meta.job_id)
+            .values(
+                env=func.coalesce(e.env, schema.jobs.c.env),
+                custom_id=func.coalesce(e.meta.custom_id, schema.jobs.c.custom_id),
+                custom_data=func.coalesce(e.custom_data, schema.jobs.c.custom_data),
+            )
+        )
+        conn.execute(stmts.run, [_run_start_row(e)])
+        if e.tests:
+            conn.execute(stmts.declare, [
+                {
+                    "job_id": e.meta.job_id, "key": d.key, "nodeid": d.nodeid, "position": i,
+                    "location": d.location, "uuid": d.uuid, "description": d.description,
+                    "file": d.file, "markers": json.dumps(list(d.markers)),
+                    "status": "not_started", "reruns": 0,
+                }
+                for i, d in enumerate(e.tests)
+            ])
+        result.changes.append(("job_started", e.meta.job_id, None))
+
+
+def _run_start_row(e: RunStart) -> dict[str, Any]:
+    return {
+        "job_id": e.meta.job_id, "run_id": e.meta.run_id, "started": True, "stopped": False,
+        "start_time": e.start_time, "stop_time": None, "exitstatus": None,
+        "interrupted": None, "xdist": e.xdist, "workers": e.workers,
+        "collect_errors": e.collect_errors,
+    }
+
+
+def _run_stop_row(e: RunStop) -> dict[str, Any]:
+    return {
+        "job_id": e.meta.job_id, "run_id": e.meta.run_id, "started": False, "stopped": True,
+        "start_time": None, "stop_time": e.stop_time, "exitstatus": e.exitstatus,
+        "interrupted": e.interrupted, "xdist": None, "workers": None,
+        "collect_errors": e.collect_errors,
+    }
+
+
+def _start_row(e: ItemStart) -> dict[str, Any]:
+    return {
+        "job_id": e.meta.job_id, "key": e.key, "nodeid": e.nodeid, "status": "running",
+        "start_time": e.start_time, "uuid": e.uuid, "worker": e.worker, "reruns": 0,
+    }
+
+
+def _stop_row(e: ItemStop) -> dict[str, Any]:
+    return {
+        "job_id": e.meta.job_id, "key": e.key, "nodeid": e.nodeid, "status": e.status,
+        "outcome": e.outcome, "msg": e.msg, "when_": e.when, "stop_time": e.stop_time,
+        "duration": e.duration, "reruns": e.reruns, "rerun_msgs": e.rerun_msgs,
+        "uuid": e.uuid, "worker": e.worker,
+    }
+
+
+def _refresh_jobs(
+    conn: Connection, job_ids: list[str], touched_runs: set[str], result: WriteResult
+) -> None:
+    """Recompute the stored status of jobs whose runs changed or that had already ended."""
+    j = schema.jobs
+    previous: dict[str, str] = {
+        job_id: status
+        for job_id, status in conn.execute(
+            select(j.c.job_id, j.c.status).where(j.c.job_id.in_(job_ids))
+        )
+    }
+    for job_id in job_ids:
+        before = previous.get(job_id, "running")
+        if job_id not in touched_runs and before == "running":
+            continue
+        values = _job_values(conn, job_id)
+        conn.execute(update(j).where(j.c.job_id == job_id).values(**values))
+        if values["status"] != "running" and values["status"] != before:
+            result.changes.append(("job_finished", job_id, None))
+
+
+def _job_values(conn: Connection, job_id: str) -> dict[str, Any]:
+    r, t = schema.runs, schema.tests
+    rows = conn.execute(select(r).where(r.c.job_id == job_id)).mappings().all()
+    finished = bool(rows) and all(row["stopped"] for row in rows)
+    errors: list[Any] = []
+    for row in rows:
+        errors.extend(json.loads(row["collect_errors"] or "[]"))
+    starts = [row["start_time"] for row in rows if row["start_time"] is not None]
+    stops = [row["stop_time"] for row in rows if row["stop_time"] is not None]
+    exits = [row["exitstatus"] for row in rows if row["exitstatus"] is not None]
+    interrupted = any(row["interrupted"] for row in rows)
+    status = "running"
+    if finished:
+        counts = conn.execute(
+            select(t.c.status, t.c.outcome, func.count())
+            .where(t.c.job_id == job_id)
+            .group_by(t.c.status, t.c.outcome)
+        ).tuples()
+        status = job_status(list(counts), bool(errors), exits, interrupted)
+    return {
+        "status": status,
+        "start_time": min(starts) if starts else None,
+        "stop_time": max(stops) if finished and stops else None,
+        "exitstatus": max(exits, key=lambda code: (code not in (0, 5), code)) if exits else None,
+        "interrupted": interrupted,
+        "xdist": any(row["xdist"] for row in rows),
+        "workers": sum(row["workers"] or 0 for row in rows),
+        "collect_errors": json.dumps(errors) if errors else None,
+    }
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]

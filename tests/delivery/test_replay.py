@@ -1,0 +1,86 @@
+"""A receiver away for the whole run: the run is unharmed, `pytest-rt replay` sends it all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .helpers import assert_whole_stream, journal_events, journals, module_with, nodeids_of, replay
+
+
+def test_a_dead_receiver_leaves_the_run_unharmed_and_the_events_spooled(rt, receiver, dead_url):
+    rt.pytester.makepyfile(test_mod=module_with(3) + "\ndef test_fails():\n    assert 0\n")
+    rt.url = dead_url
+    result = rt.run("--rt-flush-timeout", "2")
+    plain = rt.pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == plain.ret == 1
+    result.assert_outcomes(passed=3, failed=1)
+    spool = rt.pytester.path / ".spool"
+    [journal] = journals(spool)
+    assert len(journal_events(journal)) == 2 + 2 * 4
+    result.stdout.fnmatch_lines([
+        "*0 events delivered, 10 not delivered*",
+        f"*10 events spooled; send them with: pytest-rt replay {journal}*",
+    ])
+
+
+def test_replay_sends_every_event_once_in_order_and_leaves_nothing_behind(
+        rt, receiver, dead_url):
+    rt.pytester.makepyfile(test_mod=module_with(5))
+    rt.url = dead_url
+    rt.run("--rt-flush-timeout", "2").assert_outcomes(passed=5)
+    spool = rt.pytester.path / ".spool"
+    [journal] = journals(spool)
+
+    done = replay(str(spool), "--url", receiver.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "12 events sent" in done.stdout
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 5))
+    assert len(receiver.events) == 12
+    assert not spool.exists()
+
+    again = replay(str(spool), "--url", receiver.url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(receiver.events) == 12
+    assert receiver.requests == len(receiver.bodies)
+
+
+def test_replay_to_a_dead_url_fails_and_keeps_every_event(rt, receiver, dead_url):
+    rt.pytester.makepyfile(test_mod=module_with(2))
+    rt.url = dead_url
+    rt.run("--rt-flush-timeout", "2").assert_outcomes(passed=2)
+    spool = rt.pytester.path / ".spool"
+    [journal] = journals(spool)
+    before = journal_events(journal)
+
+    failed = replay(str(spool), "--url", dead_url)
+    assert failed.returncode == 1
+    assert "6 events still pending" in failed.stdout
+    assert "connection refused" in failed.stdout
+    assert journal_events(journal) == before
+
+    # A journal file is a PATH too.
+    done = replay(str(journal), "--url", receiver.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 2))
+
+
+def test_replay_without_url_sends_to_the_url_the_run_was_meant_for(rt, receiver):
+    rt.pytester.makepyfile(test_mod=module_with(2))
+    receiver.kill()
+    rt.run("--rt-flush-timeout", "1").assert_outcomes(passed=2)
+    receiver.start()
+    done = replay(".spool", cwd=rt.pytester.path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 2))
+
+
+def test_replay_with_nothing_pending_says_so(pytester):
+    done = replay(cwd=pytester.path)
+    assert done.returncode == 0
+    assert "nothing to send" in done.stdout
+
+
+def test_the_console_script_is_installed():
+    assert subprocess.run([sys.executable, "-m", "pytest_rt.cli", "--version"],
+                          capture_output=True, timeout=30).returncode == 0

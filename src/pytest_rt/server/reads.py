@@ -87,7 +87,7 @@ def history_medians(
         )
         for key, duration in conn.execute(
             select(ranked.c.key, ranked.c.d).where(ranked.c.rn <= 3)
-        ).tuples():
+        ):
             found.setdefault(key, []).append(float(duration))
     return {key: (statistics.median(found[key]) if key in found else None) for key in keys}
 
@@ -101,7 +101,7 @@ def status_counts(
             select(T.c.job_id, T.c.status, T.c.outcome, func.count())
             .where(T.c.job_id.in_(chunk))
             .group_by(T.c.job_id, T.c.status, T.c.outcome)
-        ).tuples():
+        ):
             rows[job_id].append((status, outcome, n))
     return rows
 
@@ -112,7 +112,7 @@ def pending_tests(conn: Connection, job_id: str) -> tuple[list[tuple[str, str, A
         select(T.c.key, T.c.status, T.c.start_time).where(
             T.c.job_id == job_id, T.c.status.in_(("not_started", "running"))
         )
-    ).tuples()
+    )
     mean = conn.scalar(
         select(func.avg(DURATION)).where(T.c.job_id == job_id, T.c.status.in_(FINAL))
     )

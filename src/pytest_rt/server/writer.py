@@ -126,8 +126,8 @@ def apply_events(
     if stops:
         conn.execute(stmts.stop, [_stop_row(e) for e in stops])
         result.changes.extend(("test_finished", e.meta.job_id, e.key) for e in stops)
-    if run_stops:
-        conn.execute(stmts.run, [_run_stop_row(e) for e in run_stops])
+    for stop in run_stops:
+        conn.execute(stmts.run, [_merged_errors(conn, _run_stop_row(stop))])
     touched_runs = {e.meta.job_id for e in run_starts} | {e.meta.job_id for e in run_stops}
     _refresh_jobs(conn, job_ids, touched_runs, result)
     return result
@@ -172,7 +172,7 @@ def _apply_run_starts(
                 custom_data=func.coalesce(e.custom_data, schema.jobs.c.custom_data),
             )
         )
-        conn.execute(stmts.run, [_run_start_row(e)])
+        conn.execute(stmts.run, [_merged_errors(conn, _run_start_row(e))])
         if e.tests:
             conn.execute(stmts.declare, [
                 {
@@ -184,6 +184,19 @@ def _apply_run_starts(
                 for i, d in enumerate(e.tests)
             ])
         result.changes.append(("job_started", e.meta.job_id, None))
+
+
+def _merged_errors(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its collection errors added to those the run already reported."""
+    if row["collect_errors"] is None:
+        return row
+    r = schema.runs
+    known = conn.scalar(
+        select(r.c.collect_errors).where(r.c.job_id == row["job_id"], r.c.run_id == row["run_id"])
+    )
+    merged = json.loads(known) if known else []
+    merged.extend(e for e in json.loads(row["collect_errors"]) if e not in merged)
+    return row | {"collect_errors": json.dumps(merged)}
 
 
 def _run_start_row(e: RunStart) -> dict[str, Any]:
@@ -258,7 +271,7 @@ def _job_values(conn: Connection, job_id: str) -> dict[str, Any]:
             select(t.c.status, t.c.outcome, func.count())
             .where(t.c.job_id == job_id)
             .group_by(t.c.status, t.c.outcome)
-        ).tuples()
+        )
         status = job_status(list(counts), bool(errors), exits, interrupted)
     return {
         "status": status,

@@ -268,11 +268,11 @@ export function countChips(job) {
     const n = counts[status] || 0;
     if (!n) continue;
     chips.push(el("span", { className: `chip chip-${status}`, title: label(status) },
-      el("b", { text: n }), ` ${label(status).toLowerCase()}`));
+      el("strong", { text: n }), ` ${label(status).toLowerCase()}`));
   }
   for (const outcome of ["xfailed", "xpassed"]) {
     const n = outcomes[outcome] || 0;
-    if (n) chips.push(el("span", { className: "chip chip-muted", title: outcome }, el("b", { text: n }), ` ${outcome}`));
+    if (n) chips.push(el("span", { className: "chip chip-muted", title: outcome }, el("strong", { text: n }), ` ${outcome}`));
   }
   return chips;
 }

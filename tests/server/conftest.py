@@ -1,0 +1,133 @@
+"""Fixtures for the receiver: the app over httpx's ASGI transport, and real uvicorn servers.
+
+``db_url`` runs a test on a SQLite file, and again on PostgreSQL (its own
+schema, dropped afterwards) when ``PYTEST_RT_TEST_PG_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("sqlalchemy")
+
+import httpx  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from pytest_rt.server.app import create_app  # noqa: E402
+from pytest_rt.server.config import ServeConfig  # noqa: E402
+from pytest_rt.server.runner import ReceiverServer, make_server  # noqa: E402
+from pytest_rt.server.store import Store  # noqa: E402
+
+PG_ENV = "PYTEST_RT_TEST_PG_URL"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path / "rt.sqlite3")
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"set {PG_ENV} to a PostgreSQL URL (scripts/start-postgres.sh prints one)")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(base)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        sep = "&" if "?" in base else "?"
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> str:
+    return sqlite_url(tmp_path / "rt.sqlite3")
+
+
+@pytest.fixture
+def config() -> ServeConfig:
+    return ServeConfig(port=0)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    the_store = Store(db_url)
+    yield the_store
+    the_store.close()
+
+
+@pytest.fixture
+def app(config: ServeConfig, store: Store) -> Any:
+    return create_app(config, store)
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://rt.test") as the_client:
+        yield the_client
+
+
+@dataclass
+class LiveServer:
+    """A real uvicorn serving the receiver on 127.0.0.1 and a free port."""
+
+    server: ReceiverServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def stop(self, timeout: float = 15.0) -> float:
+        """Stop it; the seconds that took."""
+        begin = time.monotonic()
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the server did not stop"
+        return time.monotonic() - begin
+
+
+def start_server(config: ServeConfig, db_url: str) -> LiveServer:
+    """Start a server that owns its store (as ``pytest-rt serve`` does)."""
+    app = create_app(replace(config, db_url=db_url, port=0))
+    server = make_server(replace(config, port=0), app, announce=None)
+    thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            app.state.store.close()
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    return LiveServer(server, thread)
+
+
+@pytest.fixture
+def live_server(config: ServeConfig, sqlite_db: str) -> Iterator[LiveServer]:
+    running = start_server(config, sqlite_db)
+    yield running
+    if running.thread.is_alive():
+        running.stop()

@@ -132,9 +132,11 @@ def _skip_msg(report: pytest.TestReport) -> str:
     if hasattr(report, "wasxfail"):
         return str(report.wasxfail)
     longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        return str(longrepr[2])
-    return report.longreprtext
+    text = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else (
+        report.longreprtext)
+    # pytest stores the reason as "Skipped: <reason>"; the reason alone is the msg, as
+    # for xfail (and as pytest's own summary prints it).
+    return text.removeprefix("Skipped: ")
 
 
 @dataclass

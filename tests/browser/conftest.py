@@ -1,0 +1,342 @@
+"""Fixtures for the dashboard's browser tests.
+
+A real uvicorn serves the app on a free port with a SQLite file of its own;
+Debian's Chromium (never a downloaded browser) is driven by Playwright; runs
+are streamed into the server as the plugin would send them, by POSTing the
+protocol's events (docs/protocol.md) with httpx.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("PYTEST_RT_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
+pytest.importorskip("uvicorn", reason="the server extra is not installed")
+pytest.importorskip("httpx", reason="httpx is not installed (extra 'test')")
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"Chromium not found at {CHROMIUM}: run scripts/install-chromium.sh",
+        allow_module_level=True,
+    )
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+# ---- the server -----------------------------------------------------------------
+
+
+@dataclass
+class LiveServer:
+    url: str
+    client: httpx.Client
+
+
+@contextmanager
+def serve(db: Path) -> Iterator[LiveServer]:
+    """Run the real app on uvicorn, in a thread, on 127.0.0.1 and a free port."""
+    from pytest_rt.server.app import create_app
+    from pytest_rt.server.config import ServeConfig
+
+    app = create_app(ServeConfig(host="127.0.0.1", port=0, db_url=f"sqlite:///{db}"))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=url, timeout=10) as client:
+            yield LiveServer(url, client)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the session: each test streams jobs with ids of its own."""
+    with serve(tmp_path_factory.mktemp("rt-db") / "receiver.sqlite3") as server:
+        yield server
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server with an empty database, for pages that show every job."""
+    with serve(tmp_path / "receiver.sqlite3") as server:
+        yield server
+
+
+# ---- streaming runs -------------------------------------------------------------
+
+
+STATUS_OF_OUTCOME = {
+    "passed": "passed",
+    "failed": "failed",
+    "error": "error",
+    "skipped": "skipped",
+    "xfailed": "skipped",
+    "xpassed": "passed",
+}
+
+
+@dataclass
+class RunStream:
+    """One pytest process streaming a job, event by event, like the plugin."""
+
+    client: httpx.Client
+    job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    custom_id: str | None = None
+    clock: float = field(default_factory=time.time)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    seq: int = 0
+    total: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    collect_errors: list[dict[str, str]] = field(default_factory=list)
+
+    def post(self, kind: str, **fields: Any) -> None:
+        self.seq += 1
+        event = {
+            "fw": "2",
+            "type": kind,
+            "job_id": self.job_id,
+            "custom_id": self.custom_id,
+            "event_id": uuid.uuid4().hex,
+            "run_id": self.run_id,
+            "seq": self.seq,
+            **fields,
+        }
+        response = self.client.post("/loader", json=event)
+        assert response.is_success, (response.status_code, response.text)
+
+    def start(
+        self,
+        nodeids: list[str],
+        env: str | None = None,
+        custom_data: dict[str, Any] | None = None,
+        workers: int = 0,
+        descriptions: dict[str, str] | None = None,
+        collect_errors: list[dict[str, str]] | None = None,
+    ) -> RunStream:
+        self.total = len(nodeids)
+        self.collect_errors = collect_errors or []
+        descriptions = descriptions or {}
+        tests = [
+            {
+                "location": nodeid.split("::", 1)[-1],
+                "nodeid": nodeid,
+                "uuid": uuid.uuid4().hex,
+                "description": descriptions.get(nodeid),
+                "file": nodeid.split("::", 1)[0],
+                "markers": [],
+            }
+            for nodeid in nodeids
+        ]
+        self.post(
+            "startTestRun",
+            tests=tests,
+            env=env,
+            startTime=round(self.clock, 6),
+            custom_data=custom_data,
+            collect_errors=self.collect_errors,
+            xdist=workers > 0,
+            workers=workers,
+            rootdir="shop",
+            pytest_version="9.0",
+            plugin_version="0.1.0",
+        )
+        return self
+
+    def begin(self, nodeid: str, worker: str | None = None) -> None:
+        self.post("startTestItem", test=nodeid, startTime=f"{self.clock:.6f}", uuid="",
+                  worker=worker)
+
+    def finish(
+        self,
+        nodeid: str,
+        outcome: str = "passed",
+        duration: float = 0.05,
+        msg: str = "",
+        worker: str | None = None,
+        rerun_msgs: tuple[str, ...] = (),
+    ) -> None:
+        self.clock += duration
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.post(
+            "stopTestItem",
+            test=nodeid,
+            status=STATUS_OF_OUTCOME[outcome],
+            msg=msg,
+            stopTime=f"{self.clock:.6f}",
+            uuid="",
+            outcome=outcome,
+            when="call",
+            duration=duration,
+            worker=worker,
+            reruns=len(rerun_msgs),
+            rerun_msgs=list(rerun_msgs),
+        )
+
+    def run(self, nodeid: str, outcome: str = "passed", duration: float = 0.05,
+            **kwargs: Any) -> None:
+        self.begin(nodeid, worker=kwargs.get("worker"))
+        self.finish(nodeid, outcome, duration, **kwargs)
+
+    def stop(self, exitstatus: int | None = None, interrupted: bool = False) -> None:
+        failed = self.outcomes.get("failed", 0) + self.outcomes.get("error", 0)
+        done = sum(self.outcomes.values())
+        counts = {k: self.outcomes.get(k, 0) for k in STATUS_OF_OUTCOME}
+        counts.update(interrupted=0, not_started=self.total - done)
+        self.post(
+            "stopTestRun",
+            stopTime=f"{self.clock:.6f}",
+            send_report="0",
+            exitstatus=(1 if failed else 0) if exitstatus is None else exitstatus,
+            interrupted=interrupted,
+            counts=counts,
+            total=self.total,
+            duration=0.0,
+            collect_errors=self.collect_errors,
+        )
+
+
+@pytest.fixture
+def stream(live_server: LiveServer) -> Any:
+    """Make a RunStream into the session's server: ``stream(custom_id=..., clock=...)``."""
+
+    def make(**kwargs: Any) -> RunStream:
+        return RunStream(live_server.client, **kwargs)
+
+    return make
+
+
+# ---- the browser ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# Records what the page must never do: fire a dialog, break its CSP, throw.
+WATCH_SCRIPT = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+
+@dataclass
+class Watched:
+    page: Page
+    base_url: str
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def open(self, path: str) -> Page:
+        self.page.goto(self.base_url + path)
+        return self.page
+
+    def assert_clean(self, allowed: str | None = None) -> None:
+        """No dialog, no uncaught error or console error, no CSP violation.
+
+        ``allowed``: a console error the test expects (e.g. a 404 that the page
+        handles), matched as a substring.
+        """
+        assert self.dialogs == []
+        assert [e for e in self.errors if not (allowed and allowed in e)] == []
+        assert self.page.evaluate("window.__cspViolations") == []
+
+
+@contextmanager
+def watch(browser: Browser, base_url: str) -> Iterator[Watched]:
+    """A fresh browser context and page on ``base_url``, recording what must not happen."""
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.add_init_script(WATCH_SCRIPT)
+        watched = Watched(page, base_url)
+
+        def on_dialog(dialog: Any) -> None:
+            watched.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda error: watched.errors.append(f"pageerror: {error}"))
+        def on_console(msg: Any) -> None:
+            if msg.type == "error":
+                watched.errors.append(f"{msg.text} {msg.location.get('url', '')}")
+
+        page.on("console", on_console)
+        yield watched
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def watched(browser: Browser, live_server: LiveServer) -> Iterator[Watched]:
+    """A page on the session's server."""
+    with watch(browser, live_server.url) as page:
+        yield page
+
+
+@pytest.fixture
+def own_watched(browser: Browser, own_server: LiveServer) -> Iterator[Watched]:
+    """A page on a server of its own (``own_server``)."""
+    with watch(browser, own_server.url) as page:
+        yield page
+
+
+@pytest.fixture
+def save_screenshot() -> Any:
+    """Save a page's screenshot for the docs: ``save_screenshot(page, "jobs")``."""
+
+    def save(page: Page, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path))
+        return path
+
+    return save

@@ -38,13 +38,20 @@ JobStatus = Literal["running", "passed", "failed", "interrupted"]
 class _StaticFiles(StaticFiles):
     """The dashboard's files, revalidated on every load (a new version shows at once)."""
 
+    async def check_config(self) -> None:
+        # Without its files (the dashboard not installed) answer 404, not 500.
+        if self.directory is not None and Path(self.directory).is_dir():
+            await super().check_config()
+
     def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
         response.headers.update(NO_CACHE)
         return response
 
 
-def create_app(config: ServeConfig, store: Store | None = None) -> FastAPI:
+def create_app(
+    config: ServeConfig, store: Store | None = None, static_dir: Path = STATIC_DIR
+) -> FastAPI:
     """The receiver app. It owns (and closes) its store unless one is passed in."""
     owned = store is None
     the_store = store if store is not None else Store(config.db_url)
@@ -78,7 +85,7 @@ def create_app(config: ServeConfig, store: Store | None = None) -> FastAPI:
 
     _ingest_routes(app, config, the_store, hub)
     _read_routes(app, the_store, hub)
-    _page_routes(app)
+    _page_routes(app, static_dir)
     return app
 
 
@@ -203,9 +210,9 @@ def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:
         return {"status": "ok"}
 
 
-def _page_routes(app: FastAPI) -> None:
+def _page_routes(app: FastAPI, static_dir: Path) -> None:
     def page(name: str) -> Response:
-        path = STATIC_DIR / name
+        path = static_dir / name
         if not path.is_file():
             return JSONResponse({"error": f"{name} is not installed"}, status_code=404)
         return FileResponse(path, media_type="text/html", headers=HTML_HEADERS)
@@ -222,6 +229,6 @@ def _page_routes(app: FastAPI) -> None:
     async def test_page() -> Response:
         return page("test.html")
 
-    app.mount("/static", _StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    app.mount("/static", _StaticFiles(directory=static_dir, check_dir=False), name="static")
 
 

@@ -61,7 +61,7 @@ class Sender:
         self.stats = Stats()
         self.wake = threading.Event()  # set by the producer for each event
         self._interrupt = threading.Event()  # set by close(): cuts a backoff short
-        self._unreachable = False
+        self._gone = False  # refused after close(): nobody to wait for
         self.closing = False
         self.deadline = float("inf")
         self.stopped = False  # 401/403: deliver nothing more
@@ -98,9 +98,10 @@ class Sender:
                     continue
             sent = self._send(inflight)
             inflight = inflight[sent:]
-            if not sent and self.closing and self._unreachable and self._failures > 1:
+            if not sent and self._gone:
                 # At the end, a receiver that is not there gets one more try, not a
-                # wait: the events are on disk for `pytest-rt replay`.
+                # wait: the events are on disk for `pytest-rt replay`. One that resets
+                # or stalls is there, and gets retried until the deadline.
                 return
 
     def _past_deadline(self) -> bool:
@@ -124,13 +125,18 @@ class Sender:
         if self.closing:
             timeout = min(timeout, self.deadline - time.monotonic())
         self.stats.posts += 1
+        closing = self.closing  # a try that began before close() does not count as the last
         try:
             answer = self.transport.post(body, timeout=timeout)
         except TransportError as exc:
-            self._unreachable = True
-            self._retry_later(f"cannot reach {self.display_url}: {exc}", None)
+            why = f"cannot reach {self.display_url}: {exc}"
+            self._gone = closing and exc.nobody
+            if self._gone:
+                self.down = True
+                self.stats.problem(why)
+            else:
+                self._retry_later(why, None)
             return 0
-        self._unreachable = False
         return self._handle(answer, lines)
 
     def _handle(self, answer: Answer, lines: list[bytes]) -> int:

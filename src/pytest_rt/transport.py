@@ -34,6 +34,10 @@ class Answer:
 class TransportError(Exception):
     """The request got no HTTP answer: refused, reset, timed out, bad TLS..."""
 
+    def __init__(self, message: str, *, nobody: bool = False) -> None:
+        super().__init__(message)
+        self.nobody = nobody  # refused or no such host: nobody is there to wait for
+
 
 @dataclass
 class HttpTarget:
@@ -95,7 +99,8 @@ class Transport:
             )
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self.close()
-            raise TransportError(_describe(exc)) from None
+            nobody = isinstance(exc, ConnectionRefusedError | socket.gaierror)
+            raise TransportError(_describe(exc), nobody=nobody) from None
 
     def _request_path(self) -> str:
         if self.proxy and not self.https:

@@ -8,6 +8,7 @@ docs/protocol.md tells receivers to.
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -25,8 +26,10 @@ def _killable(rec: Any) -> Any:
     start = rec.start
     rec.dead = False
     rec.token = None
+    rec.times = []  # when each request came in (time.monotonic())
 
     def _decide(body: bytes, headers: dict[str, str]) -> int | None:
+        rec.times.append(time.monotonic())
         if rec.dead:
             return None
         if rec.token is not None and headers.get("Authorization") != f"Bearer {rec.token}":

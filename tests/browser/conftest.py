@@ -183,8 +183,9 @@ class RunStream:
         return self
 
     def begin(self, nodeid: str, worker: str | None = None) -> None:
-        self.post("startTestItem", test=nodeid, startTime=f"{self.clock:.6f}", uuid="",
-                  worker=worker)
+        self.post(
+            "startTestItem", test=nodeid, startTime=f"{self.clock:.6f}", uuid="", worker=worker
+        )
 
     def finish(
         self,
@@ -212,8 +213,9 @@ class RunStream:
             rerun_msgs=list(rerun_msgs),
         )
 
-    def run(self, nodeid: str, outcome: str = "passed", duration: float = 0.05,
-            **kwargs: Any) -> None:
+    def run(
+        self, nodeid: str, outcome: str = "passed", duration: float = 0.05, **kwargs: Any
+    ) -> None:
         self.begin(nodeid, worker=kwargs.get("worker"))
         self.finish(nodeid, outcome, duration, **kwargs)
 
@@ -241,6 +243,16 @@ def stream(live_server: LiveServer) -> Any:
 
     def make(**kwargs: Any) -> RunStream:
         return RunStream(live_server.client, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def own_stream(own_server: LiveServer) -> Any:
+    """Make a RunStream into ``own_server``."""
+
+    def make(**kwargs: Any) -> RunStream:
+        return RunStream(own_server.client, **kwargs)
 
     return make
 
@@ -305,6 +317,7 @@ def watch(browser: Browser, base_url: str) -> Iterator[Watched]:
 
         page.on("dialog", on_dialog)
         page.on("pageerror", lambda error: watched.errors.append(f"pageerror: {error}"))
+
         def on_console(msg: Any) -> None:
             if msg.type == "error":
                 watched.errors.append(f"{msg.text} {msg.location.get('url', '')}")

@@ -51,7 +51,8 @@ def test_job_page_shows_tests_turning_passed_and_failed_as_events_arrive(
     expect(row(page, nodeids[0]).locator(".badge")).to_have_text("Passed")
     expect(row(page, nodeids[0]).locator(".col-duration")).to_contain_text("250 ms")
 
-    run.run(nodeids[1], "failed", duration=0.5, msg="def test_two():\n>   assert 1 == 2\nE   assert 1 == 2")
+    failure = "def test_two():\n>   assert 1 == 2\nE   assert 1 == 2"
+    run.run(nodeids[1], "failed", duration=0.5, msg=failure)
     expect(row(page, nodeids[1]).locator(".badge")).to_have_text("Failed")
     expect(row(page, nodeids[1]).locator("summary")).to_have_text("assert 1 == 2")
     expect(page.locator("#job-tally")).to_have_text("2 / 3 finished")
@@ -137,12 +138,26 @@ def test_a_real_pytest_run_streams_into_an_open_job_page(
     mark_page(page)
 
     command = [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_suite.py",
-        "--rt", "--rt-url", f"{live_server.url}/loader", "--rt-job-id", job_id,
-        "--rte", "plugin-run", "--rt-spool", str(tmp_path / "spool"),
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "test_suite.py",
+        "--rt",
+        "--rt-url",
+        f"{live_server.url}/loader",
+        "--rt-job-id",
+        job_id,
+        "--rte",
+        "plugin-run",
+        "--rt-spool",
+        str(tmp_path / "spool"),
     ]
-    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True) as proc:
+    with subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
         try:
             # Seen while the inner run is still going: live, not after the fact.
             expect(row(page, "test_suite.py::test_slow_pass").locator(".badge")).to_have_text(
@@ -158,8 +173,10 @@ def test_a_real_pytest_run_streams_into_an_open_job_page(
 
     expect(page.locator("#job-status")).to_have_text("Failed")
     expected = {
-        "test_quick": "Passed", "test_slow_pass": "Passed",
-        "test_slow_fail": "Failed", "test_skipped": "Skipped",
+        "test_quick": "Passed",
+        "test_slow_pass": "Passed",
+        "test_slow_fail": "Failed",
+        "test_skipped": "Skipped",
     }
     for name, status in expected.items():
         expect(row(page, f"test_suite.py::{name}").locator(".badge")).to_have_text(status)

@@ -13,7 +13,10 @@ SCRIPT_ID = "test_xss.py::test_evil[<script>alert(1)</script>]"
 IMG_MSG = "E   ValueError: <img src=x onerror=alert(2)>\nE   and <b>bold</b> & more"
 CUSTOM_ID = "<svg onload=alert(3)>"
 ENV = "<i>staging</i>"
-CUSTOM_DATA = {"<b>key</b>": "<img src=x onerror=alert(4)>", "nested": {"x": "<script>alert(5)</script>"}}
+CUSTOM_DATA = {
+    "<b>key</b>": "<img src=x onerror=alert(4)>",
+    "nested": {"x": "<script>alert(5)</script>"},
+}
 
 # Elements the pages never create themselves: any of them would be an injection.
 INJECTED = "main script, main img, main svg, main b, main i, main iframe, [onerror], [onload]"
@@ -27,8 +30,12 @@ def assert_nothing_injected(page: Page) -> None:
 @pytest.fixture
 def evil_job(stream: Any) -> Any:
     run = stream(custom_id=CUSTOM_ID)
-    run.start([SCRIPT_ID, "test_xss.py::test_fine"], env=ENV, custom_data=CUSTOM_DATA,
-              collect_errors=[{"nodeid": "test_<u>bad</u>.py", "msg": "<marquee>oops</marquee>"}])
+    run.start(
+        [SCRIPT_ID, "test_xss.py::test_fine"],
+        env=ENV,
+        custom_data=CUSTOM_DATA,
+        collect_errors=[{"nodeid": "test_<u>bad</u>.py", "msg": "<marquee>oops</marquee>"}],
+    )
     run.run(SCRIPT_ID, "failed", msg=IMG_MSG)
     run.run("test_xss.py::test_fine", "passed")
     run.stop()
@@ -48,8 +55,9 @@ def test_markup_in_a_job_renders_as_literal_text_on_the_job_page(
     expect(page.locator("#custom-data")).to_contain_text("<script>alert(5)</script>")
     expect(page.locator("#collect-errors")).to_contain_text("<marquee>oops</marquee>")
 
-    page.locator(f'tr.test-row[data-nodeid="{SCRIPT_ID}"] summary').click()
-    expect(page.locator(f'tr.test-row[data-nodeid="{SCRIPT_ID}"] pre.msg-body')).to_have_text(IMG_MSG)
+    evil_row = page.locator(f'tr.test-row[data-nodeid="{SCRIPT_ID}"]')
+    evil_row.locator("summary").click()
+    expect(evil_row.locator("pre.msg-body")).to_have_text(IMG_MSG)
     # The link to the test's page carries the id percent-encoded.
     href = name.get_attribute("href")
     assert href is not None and "<" not in href and "%3Cscript%3E" in href

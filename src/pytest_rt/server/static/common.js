@@ -107,16 +107,25 @@ const DATE_FMT = new Intl.DateTimeFormat(undefined, {
 const TIME_FMT = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit", minute: "2-digit", second: "2-digit",
 });
+const SHORT_DATE_FMT = new Intl.DateTimeFormat(undefined, {
+  month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+});
+const SHORT_TIME_FMT = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
-/** Unix seconds -> local date and time; today's times without the date. */
-export function fmtTime(unixSeconds) {
+/**
+ * Unix seconds -> local date and time; today's times without the date.
+ * `short` leaves out the seconds and the year, for lists.
+ */
+export function fmtTime(unixSeconds, { short = false } = {}) {
   if (unixSeconds === null || unixSeconds === undefined || !Number.isFinite(unixSeconds)) {
     return "–";
   }
   const date = new Date(unixSeconds * 1000);
   const today = new Date();
-  return date.toDateString() === today.toDateString()
-    ? `today ${TIME_FMT.format(date)}` : DATE_FMT.format(date);
+  if (date.toDateString() === today.toDateString()) {
+    return `today ${(short ? SHORT_TIME_FMT : TIME_FMT).format(date)}`;
+  }
+  return (short ? SHORT_DATE_FMT : DATE_FMT).format(date);
 }
 
 /** Unix seconds -> ISO string, for title tooltips. */

@@ -169,18 +169,27 @@ function fillRow(entry) {
   tickRow(entry);
 }
 
+// A test's usual duration is shown when it says something: how long a
+// running test should take, or that a finished one was notably slower.
 function tickRow(entry) {
   const { test, row } = entry;
-  let text;
+  const median = Number.isFinite(test.history_median) ? test.history_median : null;
+  let text = "";
+  let note = null;
   if (test.status === "running" && Number.isFinite(test.start_time)) {
     text = fmtDuration(Math.max(0, nowSeconds() - test.start_time));
-  } else {
-    text = test.status === "not_started" ? "" : fmtDuration(test.duration);
+    if (median !== null) note = el("div", { className: "typical" }, `usually ${fmtDuration(median)}`);
+  } else if (test.status !== "not_started") {
+    text = fmtDuration(test.duration);
+    if (median !== null && test.duration > 1.5 * median + 0.1) {
+      note = el("div", { className: "typical typical-slow" }, `usually ${fmtDuration(median)}`);
+    }
+  } else if (median !== null) {
+    note = el("div", { className: "typical" }, `~${fmtDuration(median)}`);
   }
-  const median = Number.isFinite(test.history_median) ? test.history_median : null;
-  setChildren(row.duration, text,
-    median !== null ? el("div", { className: "typical" }, `median ${fmtDuration(median)}`) : null);
-  row.duration.title = median !== null ? "Median of this test's last 3 durations" : "";
+  setChildren(row.duration, text, note);
+  row.duration.title = median !== null
+    ? `Median of its last 3 durations: ${fmtDuration(median)}` : "";
 }
 
 function upsertTest(test) {

@@ -50,7 +50,7 @@ function fillRow(entry) {
   row.title.title = job.job_id;
   const meta = [];
   if (job.env) meta.push(el("span", { className: "tag", title: "env" }, job.env));
-  meta.push(el("span", { title: isoTime(job.start_time) }, `started ${fmtTime(job.start_time)}`));
+  meta.push(el("span", { title: `started ${isoTime(job.start_time)}` }, fmtTime(job.start_time, { short: true })));
   if (job.xdist) meta.push(el("span", {}, `${job.workers} workers`));
   if (job.custom_id) meta.push(el("span", { className: "mono muted" }, String(job.job_id).slice(0, 8)));
   if ((job.collect_errors || []).length) {

@@ -1,0 +1,96 @@
+"""What the receiver refuses is not retried; batches only for receivers that offer them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .helpers import assert_whole_stream, journals, module_with, nodeids_of
+
+BAD = "test_mod.py::test_001"
+
+
+def is_bad(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("type") == "stopTestItem" and event["test"] == BAD
+
+
+def test_a_400_is_not_retried_and_is_reported_once_with_the_servers_text(rt, receiver):
+    refused: list[Any] = []
+
+    def reject(body: Any) -> int | None:
+        if is_bad(body):
+            refused.append(body)
+            return 400
+        return None
+
+    receiver.behaviour.reject = reject
+    rt.pytester.makepyfile(test_mod=module_with(3))
+    result = rt.run("--rt-flush-timeout", "10")
+    result.assert_outcomes(passed=3)
+    assert len(refused) == 1
+    others = [e for e in receiver.events if not is_bad(e)]
+    assert len(receiver.events) == len(others) == 2 + 2 * 3 - 1
+    assert [e["seq"] for e in others] == [s for s in range(1, 9) if s != refused[0]["seq"]]
+    output = result.stdout.str()
+    assert output.count('rejected an event (400): {"error": "scripted failure"}') == 1
+    result.stdout.fnmatch_lines(["*7 events delivered, 1 not delivered*1 rejected*"])
+    assert "pytest-rt replay" not in output  # a rejected event is not kept for replay
+    assert not journals(rt.pytester.path / ".spool")
+
+
+def test_a_rejected_batch_is_split_so_its_other_events_arrive(rt, receiver):
+    refused: list[Any] = []
+
+    def reject(body: Any) -> int | None:
+        events = body if isinstance(body, list) else [body]
+        if any(is_bad(e) for e in events):
+            refused.append(body)
+            return 400
+        return None
+
+    receiver.behaviour.batch = True
+    receiver.behaviour.reject = reject
+    rt.pytester.makepyfile(test_mod=module_with(20))
+    rt.run("--rt-flush-timeout", "10").assert_outcomes(passed=20)
+    assert any(isinstance(body, list) for body in receiver.bodies)
+    # The bad event came once in a batch and once alone; every other event arrived.
+    assert [isinstance(body, list) for body in refused] == [True, False]
+    events = receiver.unique()
+    assert len(events) == len(receiver.events) == 2 + 2 * 20 - 1
+    assert not any(is_bad(e) for e in events)
+    assert sorted(e["seq"] for e in events) == [s for s in range(1, 43) if s != refused[1]["seq"]]
+
+
+def test_a_batching_receiver_gets_arrays_after_its_first_answer(rt, receiver):
+    receiver.behaviour.batch = True
+    rt.pytester.makepyfile(test_mod=module_with(300))
+    rt.run("--rt-flush-timeout", "10").assert_outcomes(passed=300)
+    first, *rest = receiver.bodies
+    assert isinstance(first, dict)
+    assert rest and all(isinstance(body, list) for body in rest)
+    assert max(len(body) for body in rest) > 1
+    assert all(len(body) <= 500 for body in rest)
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 300))
+    assert len(receiver.events) == 602
+
+
+def test_a_receiver_that_does_not_offer_batches_gets_one_object_per_post(rt, receiver):
+    rt.pytester.makepyfile(test_mod=module_with(30))
+    rt.run().assert_outcomes(passed=30)
+    assert all(isinstance(body, dict) for body in receiver.bodies)
+    assert len(receiver.bodies) == len(receiver.events) == 62
+    assert {h["Content-Type"] for h in receiver.headers} == {"application/json"}
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 30))
+
+
+@pytest.mark.parametrize(("offer", "option", "arrays"), [
+    (False, "--rt-batch", True),
+    (True, "--rt-no-batch", False),
+])
+def test_batching_can_be_forced_either_way(rt, receiver, offer, option, arrays):
+    receiver.behaviour.batch = offer
+    rt.pytester.makepyfile(test_mod=module_with(5))
+    rt.run(option).assert_outcomes(passed=5)
+    assert {isinstance(body, list) for body in receiver.bodies} == {arrays}
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 5))

@@ -93,7 +93,8 @@ class Journal:
     @classmethod
     def create(cls, directory: Path, job_id: str, run_id: str, url: str) -> Journal:
         spool = directory / "spool"
-        spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # the leaf only gets mode
+        spool.mkdir(exist_ok=True, mode=0o700)
         _ignore_in_git(directory)
         path = spool / f"{_safe(job_id)}.{run_id}{SUFFIX}"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
@@ -178,7 +179,11 @@ class Journal:
     def save_acked(self) -> None:
         if self.acked != self._ack_written:
             tmp = self.path.with_suffix(".acked.tmp")
-            tmp.write_text(str(self.acked))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only
+            try:
+                os.write(fd, str(self.acked).encode())
+            finally:
+                os.close(fd)
             os.replace(tmp, self.path.with_suffix(".acked"))
             self._ack_written = self.acked
 

@@ -48,13 +48,17 @@ def _existing(path: Path) -> list[Path]:
 
 
 def replay_one(path: Path, url: str | None, token: str | None, timeout: float) -> int:
-    """Replay one journal; return how many events are still pending."""
+    """Replay one journal; return how many events are still pending (1 for a foreign file)."""
     journal = Journal.open_existing(path)
     if journal is None:
         print(f"pytest-rt replay: {path} is in use by a running pytest; skipped")
         return 0
     try:
-        header = journal.header()
+        try:
+            header = journal.header()
+        except ValueError:  # not ours, or cut before its header was written
+            print(f"pytest-rt replay: {path} is not a pytest-rt spool file; skipped")
+            return 1
         target_url = url or str(header["url"])
         total = journal.count()
         transport = Transport(HttpTarget(url=target_url, token=token))

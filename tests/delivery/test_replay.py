@@ -88,3 +88,20 @@ def test_replay_with_nothing_pending_says_so(pytester):
 def test_the_console_script_is_installed():
     assert subprocess.run([sys.executable, "-m", "pytest_rt.cli", "--version"],
                           capture_output=True, timeout=30).returncode == 0
+
+
+def test_replay_skips_a_file_that_is_not_a_spool_and_still_sends_the_rest(rt, receiver, dead_url):
+    rt.pytester.makepyfile(test_mod=module_with(1))
+    rt.url = dead_url
+    rt.run("--rt-flush-timeout", "1").assert_outcomes(passed=1)
+    spool = rt.pytester.path / ".spool"
+    [journal] = journals(spool)
+    (journal.parent / "aaa-foreign.jsonl").write_text('{"not": "ours"}\n')
+    (journal.parent / "aab-empty.jsonl").write_text("")
+    done = replay(str(spool), "--url", receiver.url)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "aaa-foreign.jsonl is not a pytest-rt spool file; skipped" in done.stdout
+    assert "aab-empty.jsonl is not a pytest-rt spool file; skipped" in done.stdout
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 1))
+    assert not journal.exists()

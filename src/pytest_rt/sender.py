@@ -118,7 +118,8 @@ class Sender:
 
     def _send(self, inflight: list[bytes]) -> int:
         """Try to deliver the head of inflight; return how many events left it."""
-        lines = inflight[:1] if (not self.batching or self._split) else inflight
+        # The limit may have shrunk (413) since inflight was read.
+        lines = inflight[:1] if (not self.batching or self._split) else inflight[:self._limit]
         as_array = self.batching and not self._split
         body = b"[" + b",".join(lines) + b"]" if as_array else lines[0]
         timeout = self.transport.target.timeout

@@ -9,12 +9,11 @@ protocol's events (docs/protocol.md) with httpx.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
 pytest.importorskip("uvicorn", reason="the server extra is not installed")
+pytest.importorskip("fastapi", reason="the server extra is not installed")
 pytest.importorskip("httpx", reason="httpx is not installed (extra 'test')")
 if not CHROMIUM.exists():
     pytest.skip(
@@ -45,7 +45,6 @@ if not CHROMIUM.exists():
     )
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
 # ---- the server -----------------------------------------------------------------
@@ -54,38 +53,37 @@ from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 @dataclass
 class LiveServer:
     url: str
+    port: int
     client: httpx.Client
 
 
 @contextmanager
-def serve(db: Path) -> Iterator[LiveServer]:
-    """Run the real app on uvicorn, in a thread, on 127.0.0.1 and a free port."""
+def serve(db: Path, port: int = 0) -> Iterator[LiveServer]:
+    """Run the app as ``pytest-rt serve`` does, in a thread, on 127.0.0.1 and a free
+    port (or ``port``: the port of a server stopped a moment ago, to restart it)."""
     from pytest_rt.server.app import create_app
     from pytest_rt.server.config import ServeConfig
+    from pytest_rt.server.runner import make_server
 
-    app = create_app(ServeConfig(host="127.0.0.1", port=0, db_url=f"sqlite:///{db}"))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    config = ServeConfig(host="127.0.0.1", port=port, db_url=f"sqlite:///{db}")
+    app = create_app(config)
+    server = make_server(config, app, announce=None)
+    thread = threading.Thread(target=server.run, name="dashboard-server", daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 15
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
+                raise RuntimeError("the server did not start")
             time.sleep(0.02)
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{server.port}"
         with httpx.Client(base_url=url, timeout=10) as client:
-            yield LiveServer(url, client)
+            yield LiveServer(url, server.port, client)
     finally:
         server.should_exit = True
         thread.join(timeout=15)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not stop"
+        app.state.store.close()  # idempotent; closes it too when the start failed
+        assert not thread.is_alive(), "the server did not stop"
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +91,36 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     """One server for the session: each test streams jobs with ids of its own."""
     with serve(tmp_path_factory.mktemp("rt-db") / "receiver.sqlite3") as server:
         yield server
+
+
+class Servers:
+    """Servers a test starts and stops itself (all stopped at the end)."""
+
+    def __init__(self) -> None:
+        self._stacks: dict[int, ExitStack] = {}
+
+    def start(self, db: Path, port: int = 0) -> LiveServer:
+        stack = ExitStack()
+        server = stack.enter_context(serve(db, port))
+        self._stacks[server.port] = stack
+        return server
+
+    def stop(self, server: LiveServer) -> None:
+        self._stacks.pop(server.port).close()
+
+    def close(self) -> None:
+        while self._stacks:
+            self._stacks.popitem()[1].close()
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    """Start and stop servers in a test; ask for it before ``watch_at``."""
+    started = Servers()
+    try:
+        yield started
+    finally:
+        started.close()
 
 
 @pytest.fixture
@@ -128,6 +156,7 @@ class RunStream:
     total: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     collect_errors: list[dict[str, str]] = field(default_factory=list)
+    held: list[dict[str, Any]] | None = None
 
     def post(self, kind: str, **fields: Any) -> None:
         self.seq += 1
@@ -141,8 +170,22 @@ class RunStream:
             "seq": self.seq,
             **fields,
         }
+        if self.held is not None:
+            self.held.append(event)
+            return
         response = self.client.post("/loader", json=event)
         assert response.is_success, (response.status_code, response.text)
+
+    @contextmanager
+    def in_one_batch(self) -> Iterator[None]:
+        """Hold the events back and POST them as one JSON array (the plugin's batching)."""
+        self.held = []
+        try:
+            yield
+            response = self.client.post("/loader", json=self.held)
+            assert response.is_success, (response.status_code, response.text)
+        finally:
+            self.held = None
 
     def start(
         self,
@@ -248,6 +291,16 @@ def stream(live_server: LiveServer) -> Any:
 
 
 @pytest.fixture
+def stream_into() -> Any:
+    """Make a RunStream into any server: ``stream_into(server, custom_id=...)``."""
+
+    def make(server: LiveServer, **kwargs: Any) -> RunStream:
+        return RunStream(server.client, **kwargs)
+
+    return make
+
+
+@pytest.fixture
 def own_stream(own_server: LiveServer) -> Any:
     """Make a RunStream into ``own_server``."""
 
@@ -333,6 +386,13 @@ def watched(browser: Browser, live_server: LiveServer) -> Iterator[Watched]:
     """A page on the session's server."""
     with watch(browser, live_server.url) as page:
         yield page
+
+
+@pytest.fixture
+def watch_at(browser: Browser) -> Iterator[Any]:
+    """Open a watched page on any server: ``watch_at(url)``."""
+    with ExitStack() as stack:
+        yield lambda url: stack.enter_context(watch(browser, url))
 
 
 @pytest.fixture

@@ -184,3 +184,35 @@ def test_a_real_pytest_run_streams_into_an_open_job_page(
     expect(page.locator(".facts")).to_contain_text("plugin-run")
     assert_not_reloaded(page)
     watched.assert_clean(allowed=f"404 (Not Found) {watched.base_url}/api/jobs/{job_id}")
+
+
+def test_after_a_lost_connection_the_page_catches_up_with_what_it_missed(
+    servers: Any, watch_at: Any, stream_into: Any, tmp_path: Path
+) -> None:
+    db = tmp_path / "receiver.sqlite3"
+    server = servers.start(db)
+    run = stream_into(server, custom_id="reconnect")
+    nodeids = ["test_r.py::test_before", "test_r.py::test_while_away"]
+    run.start(nodeids)
+    run.run(nodeids[0], "passed")
+    watched = watch_at(server.url)
+    page = watched.open(f"/jobs/{run.job_id}")
+    expect(row(page, nodeids[0]).locator(".badge")).to_have_text("Passed")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    mark_page(page)
+
+    servers.stop(server)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    # The same server comes back on the same port and database, and the run
+    # goes on while the page is still waiting to reconnect: no live event
+    # of that reaches the page.
+    server = servers.start(db, port=server.port)
+    run.client = server.client
+    run.run(nodeids[1], "failed", msg="E   missed it")
+    run.stop()
+
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=15_000)
+    expect(row(page, nodeids[1]).locator(".badge")).to_have_text("Failed")
+    expect(page.locator("#job-status")).to_have_text("Failed")
+    assert_not_reloaded(page)
+    watched.assert_clean(allowed="net::ERR_CONNECTION_REFUSED")

@@ -80,35 +80,47 @@ def earlier_run(
     interrupted: bool = False,
 ) -> None:
     run = stream(custom_id=f"nightly #{number}", clock=time.time() - hours_ago * 3600)
-    run.start(list(SUITE), env=env, custom_data=CUSTOM_DATA, workers=2, descriptions=DESCRIPTIONS)
-    for i, (nodeid, (outcome, duration, _)) in enumerate(SUITE.items()):
-        if interrupted and i >= 8:
-            break
-        if nodeid == FLAKY:
-            outcome = "passed" if flaky_passes else "failed"
-        elif outcome in ("running", "not_started", "error"):
-            outcome = "passed"
-        msg = TRACEBACK if outcome == "failed" else ""
-        run.run(
-            nodeid, outcome, duration * (0.9 + 0.05 * (number % 4)), msg=msg, worker=f"gw{i % 2}"
+    with run.in_one_batch():
+        run.start(
+            list(SUITE), env=env, custom_data=CUSTOM_DATA, workers=2, descriptions=DESCRIPTIONS
         )
-    run.stop(exitstatus=2 if interrupted else None, interrupted=interrupted)
+        for i, (nodeid, (outcome, duration, _)) in enumerate(SUITE.items()):
+            if interrupted and i >= 8:
+                break
+            if nodeid == FLAKY:
+                outcome = "passed" if flaky_passes else "failed"
+            elif outcome in ("running", "not_started", "error"):
+                outcome = "passed"
+            msg = TRACEBACK if outcome == "failed" else ""
+            run.run(
+                nodeid,
+                outcome,
+                duration * (0.9 + 0.05 * (number % 4)),
+                msg=msg,
+                worker=f"gw{i % 2}",
+            )
+        run.stop(exitstatus=2 if interrupted else None, interrupted=interrupted)
 
 
 def current_run(stream: Any) -> Any:
     run = stream(custom_id="nightly #1482", clock=time.time() - 26)
-    run.start(
-        list(SUITE), env="staging", custom_data=CUSTOM_DATA, workers=2, descriptions=DESCRIPTIONS
-    )
-    for i, (nodeid, (outcome, duration, extra)) in enumerate(SUITE.items()):
-        worker = f"gw{i % 2}"
-        if outcome == "not_started":
-            continue
-        if outcome == "running":
-            run.clock = time.time() - 2.4
-            run.begin(nodeid, worker=worker)
-            continue
-        run.run(nodeid, outcome, duration, worker=worker, **extra)
+    with run.in_one_batch():
+        run.start(
+            list(SUITE),
+            env="staging",
+            custom_data=CUSTOM_DATA,
+            workers=2,
+            descriptions=DESCRIPTIONS,
+        )
+        for i, (nodeid, (outcome, duration, extra)) in enumerate(SUITE.items()):
+            worker = f"gw{i % 2}"
+            if outcome == "not_started":
+                continue
+            if outcome == "running":
+                run.clock = time.time() - 2.4
+                run.begin(nodeid, worker=worker)
+                continue
+            run.run(nodeid, outcome, duration, worker=worker, **extra)
     return run
 
 

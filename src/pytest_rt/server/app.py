@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from . import api_schema
 from .config import ServeConfig
-from .ingest import Event, IngestError, clean_text, parse_body
+from .ingest import IngestError, clean_text, parse_body
 from .sse import Hub
 from .store import Store
 from .writer import WriteResult
@@ -98,31 +98,31 @@ def _ingest_routes(app: FastAPI, config: ServeConfig, store: Store, hub: Hub) ->
         openapi_extra=api_schema.INGEST_BODY,
     )
     async def loader(request: Request) -> Response:
+        loop = asyncio.get_running_loop()
         try:
             _check_token(request, config.token)
-            events = parse_body(await _read_body(request, config.max_body))
+            body = await _read_body(request, config.max_body)
+            # Parsing runs on the writer thread too: the event loop only does HTTP.
+            result = await loop.run_in_executor(store.writer, _ingest, store, hub, body, loop)
         except IngestError as exc:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             return JSONResponse({"error": exc.message}, exc.status, headers=headers)
         except ClientDisconnect:
             return Response(status_code=400)
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(
-            store.writer, _write_and_publish, store, hub, events, loop
-        )
         return JSONResponse(
             {"accepted": result.accepted, "duplicates": result.duplicates}, headers=BATCH_HEADER
         )
 
 
-def _write_and_publish(
-    store: Store, hub: Hub, events: list[Event], loop: asyncio.AbstractEventLoop
+def _ingest(
+    store: Store, hub: Hub, body: bytes, loop: asyncio.AbstractEventLoop
 ) -> WriteResult:
-    """Runs on the writer thread: commit, then snapshot the changes for live viewers.
+    """Runs on the writer thread: parse, commit, then snapshot the changes for live viewers.
 
     Snapshots are taken and queued in commit order, so a dashboard never sees
     a test go back from finished to running.
     """
+    events = parse_body(body)
     result = store.write(events)
     if result.changes and hub.wants(job_id for _, job_id, _ in result.changes):
         messages = store.change_messages(result.changes)

@@ -114,6 +114,8 @@ Event = RunStart | ItemStart | ItemStop | RunStop
 
 def clean_text(value: str) -> str:
     """``value`` storable everywhere: PostgreSQL refuses NUL, UTF-8 refuses lone surrogates."""
+    if value.isascii():  # the common case, and no surrogate can hide in it
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")
     try:

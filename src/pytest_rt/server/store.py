@@ -8,7 +8,6 @@ them read while the writer writes).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +20,7 @@ from sqlalchemy import Connection, RowMapping, make_url
 from . import reads
 from .ingest import Event, clean_text, nodeid_key
 from .schema import make_engine
-from .writer import Statements, WriteResult, apply_events
+from .writer import JobCache, Statements, WriteResult, apply_events
 
 MEDIAN_CACHE_JOBS = 64
 
@@ -32,7 +31,8 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self.url = url
-        self._stmts = Statements(self.engine.dialect.name)
+        self._stmts = Statements(self.engine.dialect)
+        self._jobs = JobCache()
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pytest-rt-writer")
         self._medians: OrderedDict[str, dict[str, float | None]] = OrderedDict()
         self._medians_lock = threading.Lock()
@@ -48,13 +48,11 @@ class Store:
     # -- writes -------------------------------------------------------------
 
     def write(self, events: Sequence[Event]) -> WriteResult:
-        """Apply ``events`` in one transaction (call from the writer thread)."""
+        """Apply ``events`` in one transaction (call from the writer thread only)."""
         with self.engine.begin() as conn:
-            return apply_events(conn, self._stmts, events, time.time())
-
-    async def write_async(self, events: Sequence[Event]) -> WriteResult:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.writer, self.write, events)
+            result = apply_events(conn, self._stmts, events, time.time(), self._jobs)
+        self._jobs.update(result.statuses)  # committed: now the cache may say so
+        return result
 
     # -- reads --------------------------------------------------------------
 

@@ -10,11 +10,12 @@ and what lets a batch be applied as a few ``executemany`` calls.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Insert, case, func, select, update
+from sqlalchemy import Connection, Dialect, Insert, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import schema
@@ -22,6 +23,12 @@ from .ingest import Event, ItemStart, ItemStop, RunStart, RunStop
 from .status import job_status
 
 CHUNK = 500  # bound on bound parameters per IN (...)
+SEEN_KEYS = ("event_id", "job_id", "received")
+START_KEYS = ("job_id", "key", "nodeid", "status", "start_time", "uuid", "worker", "reruns")
+STOP_KEYS = (
+    "job_id", "key", "nodeid", "status", "outcome", "msg", "when_", "stop_time", "duration",
+    "reruns", "rerun_msgs", "uuid", "worker",
+)
 
 
 @dataclass
@@ -30,13 +37,62 @@ class WriteResult:
     duplicates: int = 0
     # (kind, job_id, test key or None), in the order the dashboard should see them
     changes: list[tuple[str, str, str | None]] = field(default_factory=list)
+    # the stored status of every job this write touched (for JobCache, once committed)
+    statuses: dict[str, str] = field(default_factory=dict)
+
+
+class JobCache:
+    """The stored status of recently written jobs, kept by the single writer.
+
+    It spares the hot path (one test event per POST) two queries: whether the
+    job row exists, and whether the job had already ended. It assumes one
+    receiver writes to the database (job rows are never deleted, so "exists"
+    cannot go stale; a status can only change through this writer).
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self.statuses: OrderedDict[str, str] = OrderedDict()
+
+    def update(self, statuses: dict[str, str]) -> None:
+        for job_id, status in statuses.items():
+            self.statuses[job_id] = status
+            self.statuses.move_to_end(job_id)
+        while len(self.statuses) > self.size:
+            self.statuses.popitem(last=False)
+
+
+class DriverStatement:
+    """A statement compiled once and run through the driver with plain rows.
+
+    SQLAlchemy's per-row parameter processing was the largest cost of a
+    500-event batch; the hot upserts only bind str, float, int and None,
+    which every driver takes as they are.
+    """
+
+    def __init__(self, stmt: Any, dialect: Dialect, keys: Sequence[str]) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        self.sql = compiled.string
+        self.defaults = compiled.params  # the values of literals SQLAlchemy bound
+        self.order = compiled.positiontup if compiled.positional else None
+
+    def params(self, row: dict[str, Any]) -> Any:
+        if self.order is None:
+            return self.defaults | row
+        return tuple(row[k] if k in row else self.defaults[k] for k in self.order)
+
+    def run(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
+        """Execute for each row; the number of rows written."""
+        if len(rows) == 1:
+            return conn.exec_driver_sql(self.sql, self.params(rows[0])).rowcount
+        return conn.exec_driver_sql(self.sql, [self.params(row) for row in rows]).rowcount
 
 
 class Statements:
     """The upserts, built once per dialect (SQLAlchemy caches their compiled form)."""
 
-    def __init__(self, dialect: str) -> None:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    def __init__(self, dialect: Dialect) -> None:
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         t, r, j = schema.tests, schema.runs, schema.jobs
         self.ensure_job = insert(j).on_conflict_do_nothing(index_elements=[j.c.job_id])
         self.seen = insert(schema.seen).on_conflict_do_nothing(
@@ -96,35 +152,52 @@ class Statements:
                 "stopped": r.c.stopped | run.excluded.stopped,
             },
         )
+        self.fast_seen = DriverStatement(self.seen, dialect, SEEN_KEYS)
+        self.fast_start = DriverStatement(self.start, dialect, START_KEYS)
+        self.fast_stop = DriverStatement(self.stop, dialect, STOP_KEYS)
 
 
 def apply_events(
-    conn: Connection, stmts: Statements, events: Sequence[Event], now: float
+    conn: Connection, stmts: Statements, events: Sequence[Event], now: float, cache: JobCache
 ) -> WriteResult:
-    """Store ``events`` (already validated) and say what changed."""
+    """Store ``events`` (already validated) and say what changed.
+
+    ``cache`` is only read: the caller updates it with ``result.statuses``
+    after the transaction commits.
+    """
     result = WriteResult()
     fresh = _drop_seen(conn, stmts, events, now, result)
     if not fresh:
         return result
     job_ids = list(dict.fromkeys(e.meta.job_id for e in fresh))
-    conn.execute(
-        stmts.ensure_job,
-        [
-            {"job_id": job_id, "status": "running", "created": now, "interrupted": False,
-             "xdist": False, "workers": 0}
-            for job_id in job_ids
-        ],
-    )
+    result.statuses = {j: cache.statuses[j] for j in job_ids if j in cache.statuses}
+    unknown = [j for j in job_ids if j not in result.statuses]
+    if unknown:
+        conn.execute(
+            stmts.ensure_job,
+            [
+                {"job_id": job_id, "status": "running", "created": now, "interrupted": False,
+                 "xdist": False, "workers": 0}
+                for job_id in unknown
+            ],
+        )
+        j = schema.jobs
+        result.statuses.update(
+            (job_id, status)
+            for job_id, status in conn.execute(
+                select(j.c.job_id, j.c.status).where(j.c.job_id.in_(unknown))
+            )
+        )
     run_starts = [e for e in fresh if isinstance(e, RunStart)]
     starts = [e for e in fresh if isinstance(e, ItemStart)]
     stops = [e for e in fresh if isinstance(e, ItemStop)]
     run_stops = [e for e in fresh if isinstance(e, RunStop)]
     _apply_run_starts(conn, stmts, run_starts, result)
     if starts:
-        conn.execute(stmts.start, [_start_row(e) for e in starts])
+        stmts.fast_start.run(conn, [_start_row(e) for e in starts])
         result.changes.extend(("test_started", e.meta.job_id, e.key) for e in starts)
     if stops:
-        conn.execute(stmts.stop, [_stop_row(e) for e in stops])
+        stmts.fast_stop.run(conn, [_stop_row(e) for e in stops])
         result.changes.extend(("test_finished", e.meta.job_id, e.key) for e in stops)
     for stop in run_stops:
         conn.execute(stmts.run, [_merged_errors(conn, _run_stop_row(stop))])
@@ -136,6 +209,15 @@ def apply_events(
 def _drop_seen(
     conn: Connection, stmts: Statements, events: Sequence[Event], now: float, result: WriteResult
 ) -> list[Event]:
+    if len(events) == 1 and events[0].meta.event_id is not None:
+        # The common case (one event per POST): one statement, no lookup.
+        e = events[0]
+        row = {"event_id": e.meta.event_id, "job_id": e.meta.job_id, "received": now}
+        if stmts.fast_seen.run(conn, [row]) == 0:
+            result.duplicates = 1
+            return []
+        result.accepted = 1
+        return [e]
     ids = [e.meta.event_id for e in events if e.meta.event_id is not None]
     known: set[str] = set()
     for chunk in _chunks(list(dict.fromkeys(ids))):
@@ -154,7 +236,7 @@ def _drop_seen(
             new_rows.append({"event_id": event_id, "job_id": e.meta.job_id, "received": now})
         fresh.append(e)
     if new_rows:
-        conn.execute(stmts.seen, new_rows)
+        stmts.fast_seen.run(conn, new_rows)
     result.accepted = len(fresh)
     return fresh
 
@@ -238,18 +320,13 @@ def _refresh_jobs(
 ) -> None:
     """Recompute the stored status of jobs whose runs changed or that had already ended."""
     j = schema.jobs
-    previous: dict[str, str] = {
-        job_id: status
-        for job_id, status in conn.execute(
-            select(j.c.job_id, j.c.status).where(j.c.job_id.in_(job_ids))
-        )
-    }
     for job_id in job_ids:
-        before = previous.get(job_id, "running")
+        before = result.statuses.get(job_id, "running")
         if job_id not in touched_runs and before == "running":
             continue
         values = _job_values(conn, job_id)
         conn.execute(update(j).where(j.c.job_id == job_id).values(**values))
+        result.statuses[job_id] = values["status"]
         if values["status"] != "running" and values["status"] != before:
             result.changes.append(("job_finished", job_id, None))
 

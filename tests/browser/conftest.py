@@ -8,6 +8,7 @@ protocol's events (docs/protocol.md) with httpx.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 import time
@@ -31,21 +32,42 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: Any = {"width": 1280, "height": 800}  # a playwright ViewportSize
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
-pytest.importorskip("uvicorn", reason="the server extra is not installed")
-pytest.importorskip("fastapi", reason="the server extra is not installed")
-pytest.importorskip("httpx", reason="httpx is not installed (extra 'test')")
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"Chromium not found at {CHROMIUM}: run scripts/install-chromium.sh",
-        allow_module_level=True,
-    )
 
-import httpx  # noqa: E402
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+def _missing() -> str | None:
+    """Why these tests cannot run here, or None."""
+    for module, what in [
+        ("playwright", "playwright (extra 'browser')"),
+        ("httpx", "httpx (extra 'test')"),
+        ("fastapi", "the server extra"),
+        ("uvicorn", "the server extra"),
+        ("sqlalchemy", "the server extra"),
+    ]:
+        if importlib.util.find_spec(module) is None:
+            return f"{what} is not installed"
+    if not CHROMIUM.exists():
+        return f"Chromium not found at {CHROMIUM}: run scripts/install-chromium.sh"
+    return None
+
+
+MISSING = _missing()
+HERE = Path(__file__).parent
+
+if MISSING is None:
+    import httpx
+    from playwright.sync_api import Browser, Page, sync_playwright
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip this directory's tests, saying why, when Chromium or a package is missing."""
+    if MISSING is None:
+        return
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.skip(reason=MISSING))
+
 
 # ---- the server -----------------------------------------------------------------
 
@@ -199,7 +221,7 @@ class RunStream:
         self.total = len(nodeids)
         self.collect_errors = collect_errors or []
         descriptions = descriptions or {}
-        tests = [
+        tests: list[dict[str, Any]] = [
             {
                 "location": nodeid.split("::", 1)[-1],
                 "nodeid": nodeid,

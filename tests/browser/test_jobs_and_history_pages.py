@@ -7,6 +7,8 @@ import uuid
 from typing import Any
 
 import pytest
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser

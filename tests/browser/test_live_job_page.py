@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -130,7 +132,6 @@ def test_skipped():
 def test_a_real_pytest_run_streams_into_an_open_job_page(
     watched: Any, live_server: Any, tmp_path: Path
 ) -> None:
-    pytest.importorskip("pytest_rt.plugin", reason="the pytest-rt plugin is not there yet")
     (tmp_path / "test_suite.py").write_text(textwrap.dedent(PLUGIN_SUITE))
     job_id = str(uuid.uuid4())
     page = watched.open(f"/jobs/{job_id}")

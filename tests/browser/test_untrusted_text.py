@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser

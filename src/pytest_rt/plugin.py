@@ -32,7 +32,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     reporter = Reporter(config, resolve(config))
     config.pluginmanager.register(reporter, REPORTER)
-    if config.pluginmanager.hasplugin("xdist"):
+    # xdist's own hooks exist whatever name it was loaded under: "xdist" by its entry
+    # point, "xdist.plugin" by `-p xdist.plugin` (its way with plugin autoload disabled).
+    if hasattr(config.hook, "pytest_xdist_node_collection_finished"):
         config.pluginmanager.register(XdistHooks(reporter), XDIST_HOOKS)
 
 

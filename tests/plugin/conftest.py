@@ -211,3 +211,12 @@ def spare() -> tuple[str, ...]:
     """Arguments that keep a subprocess run lean: the venv's heavy plugins the inner runs don't
     need (about 2 s of start-up each run). Blocking a plugin that is not installed is harmless."""
     return ("-p", "no:schemathesis", "-p", "no:hypothesispytest", "-p", "no:anyio")
+
+
+@pytest.fixture
+def only_xdist(monkeypatch: pytest.MonkeyPatch) -> tuple[str, ...]:
+    """Load just xdist and pytest-rt (xdist's documented way with plugin autoload disabled):
+    each xdist worker then starts in a fraction of a second instead of importing every
+    plugin of the venv. Inherited by subprocesses and xdist workers through the environment."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    return ("-p", "xdist.plugin", "-p", "pytest_rt")

@@ -1,0 +1,167 @@
+"""pytest-xdist: one job, one startTestRun from the controller, the worker in item events."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("xdist")
+
+FIRST = """
+import pytest
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("setup broke")
+
+def test_pass():
+    '''A docstring the controller never sees.'''
+
+def test_fail():
+    assert False, "it failed"
+
+def test_error(broken):
+    pass
+
+def test_skip():
+    pytest.skip("not here")
+
+@pytest.mark.xfail(reason="known")
+def test_xfail():
+    assert False
+"""
+SECOND = """
+def test_one(): pass
+def test_two(): pass
+def test_three(): pass
+"""
+ALL = [
+    "test_first.py::test_pass", "test_first.py::test_fail", "test_first.py::test_error",
+    "test_first.py::test_skip", "test_first.py::test_xfail",
+    "test_second.py::test_one", "test_second.py::test_two", "test_second.py::test_three",
+]
+
+
+class Suite:
+    def __init__(self, rt, only_xdist):
+        self.rt = rt
+        self.plugins = only_xdist
+
+    def run(self, *args):
+        return self.rt.run(*self.plugins, *args)
+
+
+@pytest.fixture
+def suite(rt, only_xdist):
+    rt.pytester.makepyfile(test_first=FIRST, test_second=SECOND)
+    return Suite(rt, only_xdist)
+
+
+def test_with_every_plugin_autoloaded_n_2_is_one_job_with_the_workers_in_item_events(
+        rt, stream):
+    rt.pytester.makepyfile(test_first=FIRST, test_second=SECOND)
+    rt.run("-n", "2").assert_outcomes(passed=4, failed=1, errors=1, skipped=1, xfailed=1)
+    s = stream()
+    assert sorted(s.tests) == sorted(ALL)
+    assert sorted(s.stops) == sorted(ALL)
+    assert (s.start["xdist"], s.start["workers"]) == (True, 2)
+    for nodeid in ALL:
+        assert s.starts[nodeid]["worker"] in ("gw0", "gw1"), s.starts[nodeid]
+        assert s.stops[nodeid]["worker"] == s.starts[nodeid]["worker"]
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["-n", "2"], id="-n 2"),
+    pytest.param(["-n", "2", "--dist", "loadfile"], id="--dist loadfile"),
+])
+def test_a_distributed_run_is_one_job_with_one_start_and_one_stop_per_test(suite, stream, args):
+    result = suite.run(*args)
+    result.assert_outcomes(passed=4, failed=1, errors=1, skipped=1, xfailed=1)
+    s = stream()  # exactly one startTestRun and stopTestRun: only the controller sends
+    assert sorted(s.tests) == sorted(ALL)
+    assert sorted(s.starts) == sorted(ALL)
+    assert sorted(s.stops) == sorted(ALL)
+    assert s.start["xdist"] is True
+    assert s.start["workers"] == 2
+    assert s.stop["total"] == len(ALL)
+    assert s.stop["counts"] == {"passed": 4, "failed": 1, "error": 1, "skipped": 1,
+                                "xfailed": 1, "xpassed": 0, "interrupted": 0, "not_started": 0}
+    assert s.stop["exitstatus"] == 1
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["-n", "2"], id="-n 2"),
+    pytest.param(["-n", "2", "--dist", "loadfile"], id="--dist loadfile"),
+])
+def test_item_events_name_the_worker_that_ran_the_test(suite, stream, args):
+    suite.run(*args)
+    s = stream()
+    for nodeid in ALL:
+        assert s.starts[nodeid]["worker"] in ("gw0", "gw1"), s.starts[nodeid]
+        assert s.stops[nodeid]["worker"] == s.starts[nodeid]["worker"]
+    if "loadfile" in args:  # a file's tests all go to one worker
+        for file in ("test_first.py", "test_second.py"):
+            workers = {s.starts[n]["worker"] for n in ALL if n.startswith(file)}
+            assert len(workers) == 1, (file, workers)
+
+
+def test_statuses_and_msgs_under_xdist_are_those_of_a_plain_run(suite, stream):
+    suite.run("-n", "2")
+    s = stream()
+    assert [(s.stops[n]["status"], s.stops[n]["outcome"]) for n in ALL[:5]] == [
+        ("passed", "passed"), ("failed", "failed"), ("error", "error"),
+        ("skipped", "skipped"), ("skipped", "xfailed")]
+    assert "it failed" in s.stops["test_first.py::test_fail"]["msg"]
+    assert s.stops["test_first.py::test_fail"]["when"] == "call"
+    assert "setup broke" in s.stops["test_first.py::test_error"]["msg"]
+    assert s.stops["test_first.py::test_error"]["when"] == "setup"
+    assert s.stops["test_first.py::test_skip"]["msg"] == "not here"
+    assert s.stops["test_first.py::test_xfail"]["msg"] == "known"
+
+
+def test_the_controller_lists_the_tests_from_the_workers_collection(suite, stream):
+    suite.run("-n", "2")
+    entries = stream().entries
+    assert entries["test_first.py::test_pass"]["location"] == "test_pass"
+    assert entries["test_first.py::test_pass"]["file"] == "test_first.py"
+    # The controller imports no test module: no docstrings, no marks (docs/protocol.md).
+    assert entries["test_first.py::test_pass"]["description"] is None
+    assert entries["test_first.py::test_xfail"]["markers"] == []
+
+
+def test_a_selection_under_xdist_lists_only_the_selected_tests(suite, stream):
+    suite.run("-n", "2", "-k", "second")
+    s = stream()
+    assert s.tests == ALL[5:]  # a worker's collection, in its order
+    assert sorted(s.stops) == sorted(ALL[5:])
+
+
+def test_n_0_runs_without_workers(suite, stream):
+    suite.run("-n", "0").assert_outcomes(passed=4, failed=1, errors=1, skipped=1, xfailed=1)
+    s = stream()
+    assert s.tests == ALL
+    assert s.start["xdist"] is False
+    assert s.start["workers"] == 0
+    assert {e["worker"] for e in s.events if "worker" in e} == {None}
+    assert s.entries["test_first.py::test_pass"]["description"] == (
+        "A docstring the controller never sees.")
+
+
+def test_the_plugin_works_without_xdist_loaded(rt, stream, monkeypatch):
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    rt.pytester.makepyfile(test_first=FIRST, test_second=SECOND)
+    result = rt.run("-p", "pytest_rt", "-p", "no:xdist")
+    result.assert_outcomes(passed=4, failed=1, errors=1, skipped=1, xfailed=1)
+    s = stream()
+    assert s.tests == ALL
+    assert s.start["xdist"] is False
+    assert {e["worker"] for e in s.events if "worker" in e} == {None}
+
+
+def test_x_under_xdist_still_ends_the_run_with_counts(suite, stream):
+    result = suite.run("-n", "2", "-x")
+    s = stream()
+    assert s.stop["exitstatus"] == result.ret != 0
+    assert s.stop["interrupted"] is True
+    counts = s.stop["counts"]
+    assert sum(counts.values()) == len(ALL)
+    assert counts["not_started"] == len(ALL) - len(s.starts)

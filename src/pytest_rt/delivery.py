@@ -94,4 +94,7 @@ class Delivery:
             replay = f"pytest-rt replay {shlex.quote(str(path))}"
             if self.settings.token:
                 replay += "  (with PYTEST_RT_TOKEN set)"
-        return Report(self.produced, self.sender.stats, path, self.spool_error, replay)
+        error = self.spool_error
+        if error is None and isinstance(self.spool, Journal):
+            error = self.spool.error  # the disk filled up during the run
+        return Report(self.produced, self.sender.stats, path, error, replay)

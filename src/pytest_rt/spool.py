@@ -87,6 +87,11 @@ class Journal:
         self._offset = self._header_end()
         self._ahead: collections.deque[bytes] = collections.deque()
         self._ahead_end = self._offset
+        # Lines that could not be written (disk full): kept in memory from line `_on_disk`
+        # on, so the run goes on and they are still sent; only they lose durability.
+        self._on_disk = 0
+        self._overflow: list[bytes] | None = None
+        self.error: str | None = None
 
     # -- creating and opening ---------------------------------------------------------
 
@@ -98,11 +103,16 @@ class Journal:
         _ignore_in_git(directory)
         path = spool / f"{_safe(job_id)}.{run_id}{SUFFIX}"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        # Held for the run's life, so a concurrent `pytest-rt replay` leaves it alone.
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        header = {HEADER_KEY: 1, "url": url, "job_id": job_id, "run_id": run_id,
-                  "created": time.time(), "pid": os.getpid()}
-        os.write(fd, json.dumps(header).encode() + b"\n")
+        try:
+            # Held for the run's life, so a concurrent `pytest-rt replay` leaves it alone.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            header = {HEADER_KEY: 1, "url": url, "job_id": job_id, "run_id": run_id,
+                      "created": time.time(), "pid": os.getpid()}
+            _write_all(fd, json.dumps(header).encode() + b"\n")
+        except OSError:
+            os.close(fd)
+            path.unlink()
+            raise
         return cls(path, fd)
 
     @classmethod
@@ -130,7 +140,17 @@ class Journal:
     # -- producing and consuming ------------------------------------------------------
 
     def append(self, line: bytes) -> None:
-        os.write(self.fd, line + b"\n")
+        """Write one event line; never raises (a full disk moves the rest to memory)."""
+        if self._overflow is None:
+            try:
+                _write_all(self.fd, line + b"\n")
+                self._on_disk += 1
+                return
+            except OSError as exc:
+                # A partly written line has no newline: no reader ever takes it.
+                self.error = f"cannot write the spool in {self.path.parent} ({exc.strerror})"
+                self._overflow = []
+        self._overflow.append(line)
 
     def count(self) -> int:
         """Events in the journal (reads it through)."""
@@ -146,7 +166,12 @@ class Journal:
         self._skip_to(start)
         if len(self._ahead) < max_events:
             self._fill(max_bytes)
-        return _take(list(itertools.islice(self._ahead, max_events)), max_bytes)
+        lines = list(itertools.islice(self._ahead, max_events))
+        overflow = self._overflow
+        if overflow is not None and start + len(lines) >= self._on_disk:
+            first = start + len(lines) - self._on_disk
+            lines += overflow[first:first + max_events - len(lines)]
+        return _take(lines, max_bytes)
 
     def _fill(self, max_bytes: int) -> None:
         """Read complete lines after the read-ahead into it."""
@@ -174,22 +199,36 @@ class Journal:
 
     def mark_acked(self, count: int) -> None:
         self._skip_to(count)
+        if self._overflow is not None:  # delivered: no need to hold them any more
+            for i in range(max(self.acked, self._on_disk), count):
+                self._overflow[i - self._on_disk] = b""
         self.acked = count
 
     def save_acked(self) -> None:
+        """Keep the acknowledged count beside the journal (best effort: a replay that
+        does not find it resends events the receiver drops as duplicates)."""
         if self.acked != self._ack_written:
-            tmp = self.path.with_suffix(".acked.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only
-            try:
-                os.write(fd, str(self.acked).encode())
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path.with_suffix(".acked"))
-            self._ack_written = self.acked
+            with contextlib.suppress(OSError):
+                self._write_acked()
+
+    def _write_acked(self) -> None:
+        tmp = self.path.with_suffix(".acked.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only
+        try:
+            _write_all(fd, str(self.acked).encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path.with_suffix(".acked"))
+        self._ack_written = self.acked
 
     def finish(self, produced: int) -> bool:
-        """Remove the journal if everything is acknowledged; True when nothing is left."""
-        if self.acked >= produced:
+        """Remove the journal if nothing in it is left to send; True when it is removed.
+
+        After a full disk the events kept in memory die with the process: the
+        journal is kept only while some event *on disk* is not acknowledged.
+        """
+        on_disk = produced if self._overflow is None else self._on_disk
+        if self.acked >= on_disk:
             with contextlib.suppress(FileNotFoundError):
                 self.path.with_suffix(".acked").unlink()
             self.path.unlink()
@@ -200,6 +239,13 @@ class Journal:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until all is written: a nearly full disk may take part of it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def read_acked(path: Path) -> int:

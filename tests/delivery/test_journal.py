@@ -125,3 +125,23 @@ def test_the_memory_stand_in_behaves_like_the_journal():
     assert not spool.finish(3)
     spool.mark_acked(3)
     assert spool.finish(3)
+
+
+def test_a_journal_that_can_no_longer_be_written_keeps_the_rest_in_memory(journal):
+    journal.append(event(1))
+    journal.append(event(2))
+    writable, journal.fd = journal.fd, os.open(journal.path, os.O_RDONLY)  # writes now fail
+    os.close(writable)
+    for i in range(3, 6):
+        journal.append(event(i))  # does not raise
+    assert journal.error is not None
+    assert journal.error.startswith(f"cannot write the spool in {journal.path.parent} (")
+    assert journal.read(0, 10, 1 << 20) == [event(i) for i in range(1, 6)]
+    assert journal.read(1, 2, 1 << 20) == [event(2), event(3)]
+    journal.mark_acked(1)
+    assert journal.read(1, 10, 1 << 20) == [event(i) for i in range(2, 6)]
+    assert not journal.finish(5)  # event 2 is on disk and not delivered: kept for replay
+    journal.mark_acked(3)
+    assert journal.read(3, 10, 1 << 20) == [event(4), event(5)]
+    assert journal.finish(5)  # what is left was never on disk: nothing to replay
+    assert not journal.path.exists()

@@ -61,7 +61,7 @@ class Sender:
         self.stats = Stats()
         self.wake = threading.Event()  # set by the producer for each event
         self._interrupt = threading.Event()  # set by close(): cuts a backoff short
-        self._gone = False  # refused after close(): nobody to wait for
+        self._gone = False  # a persistent failure after close(): no point waiting
         self.closing = False
         self.deadline = float("inf")
         self.stopped = False  # 401/403: deliver nothing more
@@ -99,9 +99,9 @@ class Sender:
             sent = self._send(inflight)
             inflight = inflight[sent:]
             if not sent and self._gone:
-                # At the end, a receiver that is not there gets one more try, not a
-                # wait: the events are on disk for `pytest-rt replay`. One that resets
-                # or stalls is there, and gets retried until the deadline.
+                # At the end, a receiver that is not there (or not trusted) gets one
+                # more try, not a wait: the events are on disk for `pytest-rt replay`.
+                # One that resets or stalls is there, and is retried until the deadline.
                 return
 
     def _past_deadline(self) -> bool:
@@ -131,7 +131,7 @@ class Sender:
             answer = self.transport.post(body, timeout=timeout)
         except TransportError as exc:
             why = f"cannot reach {self.display_url}: {exc}"
-            self._gone = closing and exc.nobody
+            self._gone = closing and exc.persistent
             if self._gone:
                 self.down = True
                 self.stats.problem(why)

@@ -34,9 +34,10 @@ class Answer:
 class TransportError(Exception):
     """The request got no HTTP answer: refused, reset, timed out, bad TLS..."""
 
-    def __init__(self, message: str, *, nobody: bool = False) -> None:
+    def __init__(self, message: str, *, persistent: bool = False) -> None:
         super().__init__(message)
-        self.nobody = nobody  # refused or no such host: nobody is there to wait for
+        # Refused, no such host, untrusted certificate: not worth waiting out at the end.
+        self.persistent = persistent
 
 
 @dataclass
@@ -99,8 +100,9 @@ class Transport:
             )
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self.close()
-            nobody = isinstance(exc, ConnectionRefusedError | socket.gaierror)
-            raise TransportError(_describe(exc), nobody=nobody) from None
+            persistent = isinstance(
+                exc, ConnectionRefusedError | socket.gaierror | ssl.SSLCertVerificationError)
+            raise TransportError(_describe(exc), persistent=persistent) from None
 
     def _request_path(self) -> str:
         if self.proxy and not self.https:

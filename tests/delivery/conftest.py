@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+# The helpers' asserts explain themselves too (the package is `delivery`: tests/ is no package).
+pytest.register_assert_rewrite("delivery.helpers")
+
 
 def _killable(rec: Any) -> Any:
     """Give the shared receiver `kill()` and a `token` check, on the instance.

@@ -1,0 +1,97 @@
+"""HTTPS verified by default, a CA bundle, --rt-insecure; HTTP(S)_PROXY and NO_PROXY."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from .helpers import assert_whole_stream, journals, module_with, nodeids_of
+
+PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy",
+                   "NO_PROXY", "all_proxy", "ALL_PROXY")
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch):
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_http_proxy_is_used_for_a_remote_host(rt, receiver, no_proxy_env):
+    no_proxy_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{receiver.port}")
+    rt.url = "http://receiver.example:8080/loader"  # only the proxy knows where that is
+    rt.pytester.makepyfile(test_mod=module_with(2))
+    rt.run("--rt-flush-timeout", "5").assert_outcomes(passed=2)
+    assert {h["Host"] for h in receiver.headers} == {"receiver.example:8080"}
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 2))
+
+
+def test_no_proxy_is_honoured(rt, receiver, no_proxy_env, dead_url):
+    no_proxy_env.setenv("HTTP_PROXY", dead_url.rsplit("/", 1)[0])
+    no_proxy_env.setenv("NO_PROXY", "127.0.0.1")
+    rt.pytester.makepyfile(test_mod=module_with(2))
+    rt.run("--rt-flush-timeout", "5").assert_outcomes(passed=2)
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 2))
+
+
+# -- HTTPS -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (made with the openssl command)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.fixture
+def https_receiver(receiver, certificate, no_proxy_env):
+    """The recording receiver, speaking TLS with the self-signed certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    server = receiver._server
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    receiver.https_url = receiver.url.replace("http://", "https://")
+    return receiver
+
+
+def test_https_is_verified_by_default_and_says_why_it_failed(rt, https_receiver):
+    rt.url = https_receiver.https_url
+    rt.pytester.makepyfile(test_mod=module_with(1))
+    started = time.monotonic()
+    result = rt.run("--rt-flush-timeout", "30")
+    assert time.monotonic() - started < 15  # an untrusted certificate is not waited out
+    result.assert_outcomes(passed=1)
+    assert https_receiver.events == []
+    result.stdout.fnmatch_lines(["*TLS certificate not trusted (self*signed certificate)*",
+                                 "*events spooled; send them with: pytest-rt replay*"])
+    assert journals(rt.pytester.path / ".spool")
+
+
+def test_a_ca_bundle_makes_the_certificate_trusted(rt, https_receiver, certificate):
+    rt.url = https_receiver.https_url
+    rt.pytester.makepyfile(test_mod=module_with(2))
+    # One argument: a separate path would take part in choosing the inner rootdir.
+    rt.run(f"--rt-ca-bundle={certificate[0]}").assert_outcomes(passed=2)
+    assert_whole_stream(https_receiver.unique(), nodeids_of("test_mod", 2))
+
+
+def test_insecure_sends_without_verifying_and_warns(rt, https_receiver):
+    rt.url = https_receiver.https_url
+    rt.pytester.makepyfile(test_mod=module_with(2))
+    result = rt.run("--rt-insecure")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*--rt-insecure: HTTPS certificates*NOT verified*"])
+    assert_whole_stream(https_receiver.unique(), nodeids_of("test_mod", 2))

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,11 @@ class Case:
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
+    server_cpu: float = 0.0  # seconds of CPU the server process used for this case
     check: str = ""
+
+    def cpu_us_per_event(self) -> float:
+        return 1e6 * self.server_cpu / self.events if self.events else 0.0
 
     @property
     def rate(self) -> float:
@@ -158,6 +163,13 @@ async def run_case(port: int, case: Case, seconds: float) -> None:
     await conn.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), robust to a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 def start_server(db: Path) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest_rt.server.cli", "--port", "0", "--db", str(db)],
@@ -184,17 +196,22 @@ def main(argv: list[str] | None = None) -> int:
         proc, port = start_server(Path(tmp) / "bench.sqlite3")
         try:
             for case in cases:
+                cpu = cpu_seconds(proc.pid)
                 asyncio.run(run_case(port, case, seconds))
+                case.server_cpu = cpu_seconds(proc.pid) - cpu
                 print(f"  done: {case.clients} clients x {case.batch} events/POST", file=sys.stderr)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     print(f"\nIngest into pytest-rt serve (SQLite), {seconds:g} s per case\n")
-    print("| clients | events/POST | POSTs | events | events/s | p99 latency | count check |")
-    print("|---:|---:|---:|---:|---:|---:|---|")
+    print("| clients | events/POST | POSTs | events | events/s | p99 latency "
+          "| server CPU/event | count check |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
     for c in cases:
         print(f"| {c.clients} | {c.batch} | {c.posts} | {c.events} | {c.rate:,.0f} | "
-              f"{c.p99_ms():.1f} ms | {c.check} |")
+              f"{c.p99_ms():.1f} ms | {c.cpu_us_per_event():.0f} us | {c.check} |")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (2 cores; above ~2 the figures"
+          " are held back by other work on the machine)")
     return 0 if all(c.check.startswith("ok") for c in cases) else 1
 
 

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from . import api_schema
 from .config import ServeConfig
 from .ingest import IngestError, clean_text, parse_body
-from .sse import Hub
+from .sse import Hub, encode_changes
 from .store import Store
 from .writer import WriteResult
 
@@ -125,8 +125,8 @@ def _ingest(
     events = parse_body(body)
     result = store.write(events)
     if result.changes and hub.wants(job_id for _, job_id, _ in result.changes):
-        messages = store.change_messages(result.changes)
-        loop.call_soon_threadsafe(hub.publish, messages)
+        encoded = encode_changes(store.change_messages(result.changes))
+        loop.call_soon_threadsafe(hub.publish, encoded)
     return result
 
 

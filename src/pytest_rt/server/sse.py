@@ -44,12 +44,11 @@ class Hub:
         ids = set(job_ids)
         return any(s.job is None or s.job in ids for s in subscribers)
 
-    def publish(self, messages: Iterable[dict[str, Any]]) -> None:
-        """Queue each message for the subscribers that asked for its job (event loop only)."""
-        for message in messages:
-            data = format_event(message)
+    def publish(self, events: Iterable[tuple[str, str]]) -> None:
+        """Queue each (job_id, encoded event) for the subscribers of that job (event loop only)."""
+        for job_id, data in events:
             for sub in list(self._subscribers):
-                if sub.job is not None and sub.job != message["job_id"]:
+                if sub.job is not None and sub.job != job_id:
                     continue
                 try:
                     sub.queue.put_nowait(data)
@@ -92,6 +91,26 @@ class Hub:
             self._subscribers.discard(sub)
 
 
-def format_event(message: dict[str, Any]) -> str:
-    """One SSE event: a single ``data:`` line (JSON never contains a raw newline)."""
-    return "data: " + json.dumps(message, separators=(",", ":")) + "\n\n"
+def encode_changes(messages: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each message as (job_id, SSE event text): one ``data:`` line of JSON.
+
+    JSON never contains a raw newline, so one line always holds the message.
+    The messages of one write share their Job object: it is encoded once.
+    """
+    encoded_jobs: dict[int, str] = {}
+    events = []
+    for m in messages:
+        job = m["job"]
+        if id(job) not in encoded_jobs:
+            encoded_jobs[id(job)] = _dumps(job)
+        data = (
+            f'{{"kind":{_dumps(m["kind"])},"job_id":{_dumps(m["job_id"])},'
+            f'"nodeid":{_dumps(m["nodeid"])},"job":{encoded_jobs[id(job)]},'
+            f'"test":{_dumps(m["test"])}}}'
+        )
+        events.append((m["job_id"], f"data: {data}\n\n"))
+    return events
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -23,6 +23,7 @@ from .schema import make_engine
 from .writer import JobCache, Statements, WriteResult, apply_events
 
 MEDIAN_CACHE_JOBS = 64
+ETA_SECONDS = 1.0  # how long a running job's ETA is reused (it is a guess anyway)
 
 
 class Store:
@@ -36,6 +37,7 @@ class Store:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pytest-rt-writer")
         self._medians: OrderedDict[str, dict[str, float | None]] = OrderedDict()
         self._medians_lock = threading.Lock()
+        self._etas: dict[str, tuple[float, float | None]] = {}
 
     def describe(self) -> str:
         """The database URL without its password, for the start-up line."""
@@ -97,7 +99,7 @@ class Store:
                 row = reads.job_row(conn, job_id)
                 if row is None:
                     continue
-                job = self._job_objects(conn, [row], now)[0]
+                job = self._job_objects(conn, [row], now, eta_age=ETA_SECONDS)[0]
                 keys = [key for _, key in items if key is not None]
                 tests = {t["key"]: t for t in reads.test_rows(conn, job_id, keys)} if keys else {}
                 finished = row["status"] != "running"
@@ -116,18 +118,31 @@ class Store:
         return messages
 
     def _job_objects(
-        self, conn: Connection, rows: Sequence[RowMapping], now: float
+        self, conn: Connection, rows: Sequence[RowMapping], now: float, eta_age: float = 0.0
     ) -> list[dict[str, Any]]:
         counts = reads.status_counts(conn, [row["job_id"] for row in rows])
         objects = []
         for row in rows:
-            eta = None
-            if row["status"] == "running":
-                pending, mean = reads.pending_tests(conn, row["job_id"])
-                medians = self._medians_for(conn, row, [key for key, _, _ in pending])
-                eta = reads.eta_seconds(pending, medians, mean, row["workers"] or 0, now)
+            eta = self._eta(conn, row, now, eta_age) if row["status"] == "running" else None
             objects.append(reads.job_object(row, counts[row["job_id"]], eta, now))
         return objects
+
+    def _eta(
+        self, conn: Connection, row: Mapping[Any, Any], now: float, max_age: float
+    ) -> float | None:
+        """A running job's ETA, reused for ``max_age`` seconds: with a dashboard
+        open, every POST asks for one, and it reads every unfinished test."""
+        job_id = row["job_id"]
+        cached = self._etas.get(job_id)
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        pending, mean = reads.pending_tests(conn, job_id)
+        medians = self._medians_for(conn, row, [key for key, _, _ in pending])
+        eta = reads.eta_seconds(pending, medians, mean, row["workers"] or 0, now)
+        if len(self._etas) > 1000:
+            self._etas.clear()
+        self._etas[job_id] = (now, eta)
+        return eta
 
     def _medians_for(
         self, conn: Connection, row: Mapping[Any, Any], keys: Sequence[str]

@@ -33,7 +33,10 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 VIEWPORT: Any = {"width": 1280, "height": 800}  # a playwright ViewportSize
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots go to docs/ only when asked: a plain test run must not rewrite
+# tracked files (their timestamps and job ids change at every run).
+UPDATE_SCREENSHOTS = os.environ.get("PYTEST_RT_SCREENSHOTS") == "1"
 
 
 def _missing() -> str | None:
@@ -425,13 +428,16 @@ def own_watched(browser: Browser, own_server: LiveServer) -> Iterator[Watched]:
 
 
 @pytest.fixture
-def save_screenshot() -> Any:
-    """Save a page's screenshot for the docs: ``save_screenshot(page, "jobs")``."""
+def save_screenshot(tmp_path: Path) -> Any:
+    """Save a page's screenshot: ``save_screenshot(page, "jobs")``. With
+    ``PYTEST_RT_SCREENSHOTS=1`` into docs/screenshots/, else into tmp_path."""
+    folder = DOCS_SCREENSHOTS if UPDATE_SCREENSHOTS else tmp_path / "screenshots"
 
     def save(page: Page, name: str) -> Path:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{name}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
         page.screenshot(path=str(path))
+        assert path.stat().st_size > 10_000, "an empty-looking screenshot"
         return path
 
     return save

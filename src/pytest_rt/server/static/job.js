@@ -33,6 +33,7 @@ function fact(name, value, extra = {}) {
 function renderHead() {
   const job = state.job;
   document.getElementById("job-head").hidden = false;
+  document.getElementById("job-body").hidden = false;
   document.getElementById("waiting").hidden = true;
   setText(document.getElementById("job-title"), jobTitle(job));
   setText(document.getElementById("job-id"), `job ${job.job_id}`);

@@ -87,7 +87,10 @@ const render = batched(() => {
     if (list.children[index] !== entry.row.li) list.insertBefore(entry.row.li, list.children[index] || null);
   });
   while (list.children.length > entries.length) list.lastElementChild.remove();
-  document.getElementById("empty").hidden = entries.length > 0;
+  const filtered = Boolean(state.status || state.env || state.offset);
+  document.getElementById("empty").hidden = entries.length > 0 || filtered;
+  document.getElementById("no-match").hidden = entries.length > 0 || !filtered;
+  document.getElementById("list-head").hidden = entries.length === 0;
   renderPager();
 });
 

@@ -34,6 +34,7 @@ function renderStats(results) {
 }
 
 function renderStrip(results) {
+  document.getElementById("strip-wrap").hidden = results.length === 0;
   const recent = results.slice(0, STRIP_LENGTH).reverse();
   setChildren(document.getElementById("strip"), recent.map((r) => {
     const what = [label(r.status), r.env, fmtTime(r.start_time), fmtDuration(r.duration)]

@@ -283,6 +283,9 @@ async def test_a_shard_stop_arriving_first_still_counts(client: httpx.AsyncClien
         (b'{"type": "startTestItem", "job_id": "j", "test": "t", "startTime": true}', 422,
          "startTime"),
         (b'{"type": "stopTestRun", "job_id": "j", "stopTime": NaN}', 422, "finite"),
+        (b'{"type": "stopTestRun", "job_id": "j", "stopTime": 1e300}', 422, "between"),
+        (b'{"type": "stopTestItem", "job_id": "j", "test": "t", "status": "passed",'
+         b' "duration": -1e300}', 422, "between"),
         (b'{"type": "stopTestRun", "job_id": "j", "exitstatus": 1e400}', 422, "exitstatus"),
         (b'{"type": "stopTestRun", "job_id": "j", "exitstatus": 99999999999999}', 422,
          "exitstatus"),
@@ -318,6 +321,14 @@ async def test_text_that_a_database_would_refuse_is_stored_cleaned(
     test = (await job(client, run.job_id))["tests"][0]
     assert test["nodeid"] == "a::t\ufffd"
     assert test["msg"] == "x?y"
+
+
+async def test_a_very_long_env_is_stored_and_found(client: httpx.AsyncClient) -> None:
+    run = Run()
+    env = "staging-" * 2000
+    assert (await post(client, run.start_run(["a::t"], env=env))).status_code == 200
+    found = await client.get("/api/jobs", params={"env": env})
+    assert [j["job_id"] for j in found.json()["jobs"]] == [run.job_id]
 
 
 async def test_a_very_long_nodeid_is_stored(client: httpx.AsyncClient) -> None:

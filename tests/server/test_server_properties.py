@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -101,9 +102,21 @@ def test_any_body_gets_an_answer_below_500_and_no_partial_write(
     async def post() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://rt.test") as client:
-            return await client.post(
+            response = await client.post(
                 "/loader", content=body.encode("utf-8", "surrogatepass")
             )
+            if response.status_code == 200:  # whatever was stored reads back
+                jobs = await client.get("/api/jobs", params={"limit": 1000})
+                assert jobs.status_code == 200
+                for job in jobs.json()["jobs"]:
+                    detail = await client.get(f"/api/jobs/{quote(job['job_id'], safe='')}")
+                    assert detail.status_code == 200, detail.text
+                    for test in detail.json()["tests"][:3]:
+                        history = await client.get(
+                            "/api/tests/history", params={"nodeid": test["nodeid"]}
+                        )
+                        assert history.status_code == 200
+            return response
 
     before = row_counts(sqlite_store)
     response = asyncio.run(post())

@@ -110,6 +110,13 @@ async def test_bad_query_parameters_get_422(
     assert response.json()["error"]
 
 
+async def test_a_job_id_may_hold_slashes_and_odd_characters(client: httpx.AsyncClient) -> None:
+    run = Run(job_id="ci/build 42?#%")
+    await send(client, run.start_run(["a::t"]))
+    detail = await get(client, "/api/jobs/ci%2Fbuild%2042%3F%23%25")
+    assert detail["job"]["job_id"] == "ci/build 42?#%"
+
+
 async def test_an_unknown_job_is_a_json_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/jobs/nope")
     assert response.status_code == 404

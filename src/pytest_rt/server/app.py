@@ -171,7 +171,7 @@ def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:
         return JSONResponse(page)
 
     @app.get(
-        "/api/jobs/{job_id}",
+        "/api/jobs/{job_id:path}",
         response_model=api_schema.JobDetail,
         responses={404: {"model": api_schema.ErrorAnswer}},
         summary="One job and its tests",
@@ -221,7 +221,7 @@ def _page_routes(app: FastAPI, static_dir: Path) -> None:
     async def jobs_page() -> Response:
         return page("index.html")
 
-    @app.get("/jobs/{job_id}", include_in_schema=False)
+    @app.get("/jobs/{job_id:path}", include_in_schema=False)
     async def job_page(job_id: str) -> Response:
         return page("job.html")
 

@@ -22,6 +22,9 @@ MAX_ID_LEN = 200
 # up by a digest instead (see :func:`nodeid_key`).
 MAX_KEY_BYTES = 1000
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+# Bounds that keep every sum and difference finite (JSON has no Infinity).
+MAX_TIME = 1e11  # Unix seconds: year 5138
+MAX_DURATION = 1e9
 STATUSES = ("passed", "failed", "error", "skipped")
 # Statuses some clients send in their own words, mapped to (status, outcome).
 STATUS_ALIASES = {
@@ -272,21 +275,23 @@ class _Fields:
             raise self.error(key, "is empty")
         return value
 
-    def opt_number(self, key: str) -> float | None:
+    def opt_number(self, key: str, bound: float = MAX_DURATION) -> float | None:
         value = self.data.get(key)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self._wrong(key, "a number", value)
-        return self._finite(key, value)
+        return self._finite(key, value, bound)
 
-    def _finite(self, key: str, value: Any) -> float:
+    def _finite(self, key: str, value: Any, bound: float) -> float:
         try:
             number = float(value)
         except (ValueError, OverflowError):
             raise self.error(key, f"is not a number: {str(value)[:40]!r}") from None
         if not math.isfinite(number):
             raise self.error(key, "must be a finite number")
+        if not -bound <= number <= bound:
+            raise self.error(key, f"must be between {-bound:g} and {bound:g}")
         return number
 
     def opt_time(self, key: str) -> float | None:
@@ -296,7 +301,7 @@ class _Fields:
             return None
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise self._wrong(key, "a number or a numeric string", value)
-        return self._finite(key, value)
+        return self._finite(key, value, MAX_TIME)
 
     def opt_int(self, key: str, low: int, high: int) -> int | None:
         value = self.data.get(key)

@@ -44,8 +44,8 @@ jobs = Table(
     Column("xdist", Boolean, nullable=False, default=False),
     Column("workers", Integer, nullable=False, default=0),
     Column("collect_errors", Text),  # JSON array
+    # No index on env: PostgreSQL refuses index rows over ~2.7 kB, and env is free text.
     Index("rt_jobs_status", "status"),
-    Index("rt_jobs_env", "env"),
 )
 
 runs = Table(

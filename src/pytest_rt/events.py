@@ -30,6 +30,7 @@ STATUS = {
     "interrupted": "error",
 }
 Event = dict[str, Any]
+_PYTEST_7 = pytest.__version__.startswith("7.")
 
 
 def stamp(t: float) -> str:
@@ -130,7 +131,9 @@ def _skip(report: pytest.TestReport) -> str:
 
 def _skip_msg(report: pytest.TestReport) -> str:
     if hasattr(report, "wasxfail"):
-        return str(report.wasxfail)
+        reason = str(report.wasxfail)
+        # pytest < 8 stored pytest.xfail("why") as "reason: why"; 8 stores the reason alone.
+        return reason.removeprefix("reason: ") if _PYTEST_7 else reason
     longrepr = report.longrepr
     text = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else (
         report.longreprtext)

@@ -70,5 +70,6 @@ def test_the_entry_point_and_dash_p_together_register_it_once(rt, stream):
 def test_dash_p_no_rt_disables_the_plugin(rt, receiver):
     rt.pytester.makepyfile(test_one="def test_ok(): pass\n")
     result = rt.pytester.runpytest("-p", "no:rt", "--rt")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.ret != 0  # a usage error (pytest 7.4 in-process reports it as internal)
+    assert "unrecognized arguments: --rt" in result.stderr.str()
     assert receiver.requests == 0

@@ -53,7 +53,6 @@ def test_a_rejected_batch_is_split_so_its_other_events_arrive(rt, receiver):
     receiver.behaviour.reject = reject
     rt.pytester.makepyfile(test_mod=module_with(20))
     rt.run("--rt-flush-timeout", "10").assert_outcomes(passed=20)
-    assert any(isinstance(body, list) for body in receiver.bodies)
     # The bad event came once in a batch and once alone; every other event arrived.
     assert [isinstance(body, list) for body in refused] == [True, False]
     events = receiver.unique()

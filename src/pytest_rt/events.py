@@ -96,8 +96,8 @@ class TestResult:
         by_when = {r.when: r for r in self.reports}
         setup, call, teardown = (by_when.get(w) for w in ("setup", "call", "teardown"))
         crashed = [r for r in self.reports if r.when not in ("setup", "call", "teardown")]
-        if crashed:  # xdist's report for a worker that died mid-test
-            return "failed", None, crashed[-1].longreprtext
+        if crashed:  # xdist's report for a worker that died mid-test (docs/protocol.md)
+            return "interrupted", None, crashed[-1].longreprtext
         if setup is not None and setup.failed:
             return "error", "setup", setup.longreprtext
         if setup is not None and setup.skipped:
@@ -194,7 +194,7 @@ def stop_test_item(job: Job, result: TestResult, uuid_: str, limits: Limits,
                    interrupted_msg: str = "", now: float | None = None) -> tuple[Event, str]:
     """The stopTestItem event of a finished test, and its precise outcome."""
     outcome, when, msg = result.verdict()
-    if outcome == "interrupted":
+    if outcome == "interrupted" and not msg:  # a crashed worker's report has its own text
         msg = interrupted_msg or "interrupted before the test finished"
     event = job.event(
         "stopTestItem",

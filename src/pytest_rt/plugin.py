@@ -25,8 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if hasattr(config, "workerinput"):
         return  # an xdist worker: the controller sends, from the reports xdist relays
-    if config.getoption("collectonly", False):
-        return  # nothing runs, nothing is sent
+    if config.getoption("collectonly", False) or config.getoption("setuponly", False):
+        return  # no test runs (--collect-only, --setup-only, --setup-plan): nothing is sent
     from pytest_rt.reporter import Reporter, XdistHooks
     from pytest_rt.settings import resolve
 

@@ -166,6 +166,8 @@ def test_a_syntax_error_in_a_test_module_is_a_collection_error(rt, stream):
 @pytest.mark.parametrize("args", [
     pytest.param(["--collect-only"], id="--collect-only"),
     pytest.param(["--co", "-q"], id="--co -q"),
+    pytest.param(["--setup-only"], id="--setup-only"),
+    pytest.param(["--setup-plan"], id="--setup-plan"),
     pytest.param(["--help"], id="--help"),
     pytest.param(["--version"], id="--version"),
 ])

@@ -165,3 +165,29 @@ def test_x_under_xdist_still_ends_the_run_with_counts(suite, stream):
     counts = s.stop["counts"]
     assert sum(counts.values()) == len(ALL)
     assert counts["not_started"] == len(ALL) - len(s.starts)
+
+
+def test_a_test_whose_worker_crashed_is_stopped_as_interrupted_and_the_run_goes_on(rt, stream,
+                                                                                  only_xdist):
+    rt.pytester.makepyfile(test_one="""
+        import os
+
+        def test_crash():
+            os._exit(3)
+
+        def test_a(): pass
+        def test_b(): pass
+    """)
+    result = rt.run(*only_xdist, "-n", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    s = stream()
+    crash = s.stops["test_one.py::test_crash"]
+    assert crash["status"] == "error"
+    assert crash["outcome"] == "interrupted"
+    assert crash["when"] is None
+    assert "crashed" in crash["msg"]
+    assert crash["worker"] in ("gw0", "gw1")
+    assert s.stops["test_one.py::test_a"]["status"] == "passed"
+    assert s.stops["test_one.py::test_b"]["status"] == "passed"
+    assert s.stop["counts"]["interrupted"] == 1
+    assert s.stop["counts"]["passed"] == 2

@@ -191,3 +191,14 @@ def test_a_test_whose_worker_crashed_is_stopped_as_interrupted_and_the_run_goes_
     assert s.stops["test_one.py::test_b"]["status"] == "passed"
     assert s.stop["counts"]["interrupted"] == 1
     assert s.stop["counts"]["passed"] == 2
+
+
+def test_a_collection_error_on_the_workers_reaches_the_receiver_once(rt, stream, only_xdist):
+    rt.pytester.makepyfile(test_good="def test_ok(): pass\n",
+                           test_broken="import no_such_module_for_pytest_rt\n")
+    result = rt.run(*only_xdist, "-n", "2")
+    s = stream()
+    assert [e["nodeid"] for e in s.start["collect_errors"]] == ["test_broken.py"]
+    assert [e["nodeid"] for e in s.stop["collect_errors"]] == ["test_broken.py"]
+    assert "no_such_module_for_pytest_rt" in s.stop["collect_errors"][0]["msg"]
+    assert s.stop["exitstatus"] == result.ret != 0

@@ -65,7 +65,13 @@ class Transport:
         for name, value in target.headers:
             self.headers[name] = value
         if target.token:
-            self.headers["Authorization"] = f"Bearer {target.token}"
+            # A token read from a file or a secret often ends in a newline.
+            self.headers["Authorization"] = f"Bearer {target.token.strip()}"
+        # http.client quotes a bad header value in its error: never let one be printed.
+        secrets = {value for _, value in target.headers}
+        if target.token:
+            secrets |= {target.token, target.token.strip()}
+        self._secrets = sorted(secrets - {""}, key=len, reverse=True)
         self._conn: http.client.HTTPConnection | None = None
 
     def post(self, body: bytes, timeout: float | None = None) -> Answer:
@@ -100,9 +106,14 @@ class Transport:
             )
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self.close()
-            persistent = isinstance(
-                exc, ConnectionRefusedError | socket.gaierror | ssl.SSLCertVerificationError)
-            raise TransportError(_describe(exc), persistent=persistent) from None
+            persistent = isinstance(exc, ConnectionRefusedError | socket.gaierror | ValueError
+                                    | ssl.SSLCertVerificationError)
+            raise TransportError(self._scrub(_describe(exc)), persistent=persistent) from None
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***").replace(repr(secret.encode())[2:-1], "***")
+        return text
 
     def _request_path(self) -> str:
         if self.proxy and not self.https:

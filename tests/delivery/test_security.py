@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import stat
+import time
 
 import pytest
 
@@ -43,6 +44,27 @@ def test_the_token_is_in_no_output_and_nowhere_in_the_spool(rt, dead_url):
     spool = rt.pytester.path / ".spool"
     assert journals(spool)
     assert TOKEN not in all_text_under(spool)
+
+
+def test_a_token_with_a_trailing_newline_is_sent_without_it(rt, receiver, monkeypatch):
+    monkeypatch.setenv("PYTEST_RT_TOKEN", TOKEN + "\n")  # as read from a secret file
+    rt.pytester.makepyfile(test_mod=module_with(1))
+    result = rt.run()
+    result.assert_outcomes(passed=1)
+    assert {h["Authorization"] for h in receiver.headers} == {f"Bearer {TOKEN}"}
+    assert TOKEN not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_token_http_refuses_is_not_printed_in_the_error(rt, receiver):
+    rt.pytester.makepyfile(test_mod=module_with(1))
+    started = time.monotonic()
+    result = rt.run("--rt-token", "s3c\nret", "--rt-flush-timeout", "30")
+    assert time.monotonic() - started < 15  # a bad token is not waited out either
+    result.assert_outcomes(passed=1)
+    assert receiver.events == []
+    result.stdout.fnmatch_lines(["*cannot reach*Invalid header value*"])
+    assert "s3c" not in result.stdout.str()
+    assert "ret'" not in result.stdout.str()
 
 
 @pytest.mark.parametrize("status", [401, 403])

@@ -147,6 +147,7 @@ async def run_case(port: int, case: Case, seconds: float) -> None:
     start = {"fw": "2", "type": "startTestRun", "job_id": job_id, "tests": [], "env": "bench",
              "startTime": time.time(), "run_id": "bench", "event_id": uuid.uuid4().hex}
     await conn.request("POST", "/loader", json.dumps(start).encode())
+    await conn.close()  # idle for the whole case: the server's keep-alive would drop it
     counter = itertools.count()
     begin = time.perf_counter()
     results = await asyncio.gather(
@@ -155,6 +156,7 @@ async def run_case(port: int, case: Case, seconds: float) -> None:
     case.elapsed = time.perf_counter() - begin
     tests = sum(t for t, _ in results)
     case.events = sum(e for _, e in results)
+    conn = await Connection.open(port)
     status, body = await conn.request("GET", "/api/jobs?env=bench&limit=1000")
     job = next(j for j in json.loads(body)["jobs"] if j["job_id"] == job_id)
     stored, passed = job["total"], job["counts"]["passed"]

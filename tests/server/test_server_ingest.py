@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from rt_events import T0, Run
+from rt_server_events import T0, Run
 
 from pytest_rt.server.app import create_app
 from pytest_rt.server.config import ServeConfig

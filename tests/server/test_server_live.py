@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from rt_events import Run
+from rt_server_events import Run
+from rt_server_live import LiveServer, start_server
 
-from conftest import LiveServer, start_server
 from pytest_rt.server.cli import parse_config, serve_main
 from pytest_rt.server.config import ServeConfig, db_url_from_arg, is_loopback
 from pytest_rt.server.runner import public_without_token

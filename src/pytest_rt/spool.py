@@ -98,11 +98,18 @@ class Journal:
     @classmethod
     def create(cls, directory: Path, job_id: str, run_id: str, url: str) -> Journal:
         spool = directory / "spool"
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # the leaf only gets mode
-        spool.mkdir(exist_ok=True, mode=0o700)
-        _ignore_in_git(directory)
         path = spool / f"{_safe(job_id)}.{run_id}{SUFFIX}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        for attempt in range(3):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # the leaf only gets mode
+            spool.mkdir(exist_ok=True, mode=0o700)
+            _ignore_in_git(directory)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+                break
+            except FileNotFoundError:
+                # Another run sharing the directory removed it as it finished: again.
+                if attempt == 2:
+                    raise
         try:
             # Held for the run's life, so a concurrent `pytest-rt replay` leaves it alone.
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -229,9 +236,8 @@ class Journal:
         """
         on_disk = produced if self._overflow is None else self._on_disk
         if self.acked >= on_disk:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.with_suffix(".acked").unlink()
-            self.path.unlink()
+            for path in (self.path.with_suffix(".acked"), self.path):
+                path.unlink(missing_ok=True)  # (someone may have cleaned up under us)
             _remove_empty(self.path.parent)
             return True
         self.save_acked()

@@ -145,3 +145,25 @@ def test_a_journal_that_can_no_longer_be_written_keeps_the_rest_in_memory(journa
     assert journal.read(3, 10, 1 << 20) == [event(4), event(5)]
     assert journal.finish(5)  # what is left was never on disk: nothing to replay
     assert not journal.path.exists()
+
+
+def test_a_spool_removed_under_a_running_journal_does_not_break_its_end(journal, tmp_path):
+    journal.append(event(1))
+    journal.path.unlink()  # `git clean -fdx` or a tidy colleague
+    journal.mark_acked(1)
+    assert journal.finish(1)
+
+
+def test_runs_sharing_a_spool_directory_each_get_their_journal(tmp_path):
+    """One run's finish removes the emptied directory; the next run makes it again."""
+    first = Journal.create(tmp_path / "rt", "job", "run1", "http://h/")
+    first.mark_acked(0)
+    assert first.finish(0)
+    first.close()
+    assert not (tmp_path / "rt").exists()
+    second = Journal.create(tmp_path / "rt", "job", "run2", "http://h/")
+    try:
+        second.append(event(1))
+        assert second.read(0, 1, 100) == [event(1)]
+    finally:
+        second.close()

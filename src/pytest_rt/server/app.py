@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,13 +16,12 @@ from starlette.staticfiles import StaticFiles
 
 from . import api_schema
 from .config import ServeConfig
-from .ingest import IngestError, clean_text, parse_body
-from .sse import Hub, encode_changes
+from .ingest import clean_text
+from .loader import Loader, LoaderFastPath
+from .sse import Hub
 from .store import Store
-from .writer import WriteResult
 
 STATIC_DIR = Path(__file__).parent / "static"
-BATCH_HEADER = {"X-Pytest-RT-Batch": "1"}
 NO_CACHE = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 HTML_HEADERS = NO_CACHE | {
     "Content-Security-Policy": (
@@ -90,6 +87,9 @@ def create_app(
 
 
 def _ingest_routes(app: FastAPI, config: ServeConfig, store: Store, hub: Hub) -> None:
+    loader = Loader(config, store, hub)
+    app.add_middleware(LoaderFastPath, loader=loader)
+
     @app.post(
         "/loader",
         summary="Receive one event or a batch of events",
@@ -97,65 +97,15 @@ def _ingest_routes(app: FastAPI, config: ServeConfig, store: Store, hub: Hub) ->
         responses=api_schema.INGEST_ERRORS,
         openapi_extra=api_schema.INGEST_BODY,
     )
-    async def loader(request: Request) -> Response:
-        loop = asyncio.get_running_loop()
+    async def loader_route(request: Request) -> Response:
+        # Documents the path; requests are answered by LoaderFastPath, the same way.
         try:
-            _check_token(request, config.token)
-            body = await _read_body(request, config.max_body)
-            # Parsing runs on the writer thread too: the event loop only does HTTP.
-            result = await loop.run_in_executor(store.writer, _ingest, store, hub, body, loop)
-        except IngestError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return JSONResponse({"error": exc.message}, exc.status, headers=headers)
+            status, payload, headers = await loader.answer(request.scope, request.receive)
         except ClientDisconnect:
             return Response(status_code=400)
         return JSONResponse(
-            {"accepted": result.accepted, "duplicates": result.duplicates}, headers=BATCH_HEADER
+            payload, status, headers={k.decode(): v.decode() for k, v in headers}
         )
-
-
-def _ingest(
-    store: Store, hub: Hub, body: bytes, loop: asyncio.AbstractEventLoop
-) -> WriteResult:
-    """Runs on the writer thread: parse, commit, then snapshot the changes for live viewers.
-
-    Snapshots are taken and queued in commit order, so a dashboard never sees
-    a test go back from finished to running.
-    """
-    events = parse_body(body)
-    result = store.write(events)
-    if result.changes and hub.wants(job_id for _, job_id, _ in result.changes):
-        encoded = encode_changes(store.change_messages(result.changes))
-        loop.call_soon_threadsafe(hub.publish, encoded)
-    return result
-
-
-def _check_token(request: Request, token: str | None) -> None:
-    if token is None:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    expected = token.encode("utf-8")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode("latin-1"), expected
-    ):
-        raise IngestError(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it grows past ``limit`` bytes."""
-    too_big = IngestError(413, f"the body is larger than the limit of {limit} bytes (--max-body)")
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise too_big
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:

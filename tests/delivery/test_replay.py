@@ -6,7 +6,15 @@ import subprocess
 import sys
 import time
 
-from .helpers import assert_whole_stream, journal_events, journals, module_with, nodeids_of, replay
+from .helpers import (
+    assert_whole_stream,
+    journal_events,
+    journals,
+    module_with,
+    nodeids_of,
+    replay,
+    wait_for,
+)
 
 
 def test_a_dead_receiver_leaves_the_run_unharmed_and_the_events_spooled(rt, receiver, dead_url):
@@ -105,3 +113,40 @@ def test_replay_skips_a_file_that_is_not_a_spool_and_still_sends_the_rest(rt, re
     assert "aab-empty.jsonl is not a pytest-rt spool file; skipped" in done.stdout
     assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 1))
     assert not journal.exists()
+
+
+def test_replay_with_no_path_sends_what_the_default_spool_holds(pytester, receiver):
+    pytester.makepyfile(test_mod=module_with(2))
+    receiver.kill()
+    pytester.runpytest("--rt", "--rt-url", receiver.url, "--rt-flush-timeout", "1",
+                       "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    assert journals(pytester.path / ".pytest_rt")
+    receiver.start()
+    done = replay(cwd=pytester.path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 2))
+    assert not (pytester.path / ".pytest_rt").exists()
+
+
+def test_replay_leaves_the_journal_of_a_running_pytest_alone(pytester, receiver):
+    marker = pytester.path / "go-on"
+    pytester.makepyfile(test_mod=module_with(2) + f"""
+def test_waits():
+    marker = pathlib.Path({str(marker)!r})
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+""")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rt", "--rt-url",
+         receiver.url, "--rt-spool", ".spool"],
+        cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: len(receiver.of_type("startTestItem")) == 3, timeout=30)
+        done = replay(".spool", cwd=pytester.path)
+        assert "is in use by a running pytest; skipped" in done.stdout
+    finally:
+        marker.touch()
+        assert proc.wait(timeout=30) == 0
+    assert_whole_stream(receiver.unique(), [*nodeids_of("test_mod", 2), "test_mod.py::test_waits"])
+    assert len(receiver.events) == len(receiver.unique())  # replay sent nothing twice

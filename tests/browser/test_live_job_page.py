@@ -217,3 +217,33 @@ def test_after_a_lost_connection_the_page_catches_up_with_what_it_missed(
     expect(page.locator("#job-status")).to_have_text("Failed")
     assert_not_reloaded(page)
     watched.assert_clean(allowed="net::ERR_CONNECTION_REFUSED")
+
+
+def test_a_second_shard_joining_the_job_adds_its_tests_to_the_open_page(
+    watched: Any, stream: Any
+) -> None:
+    first = stream(custom_id="shards")
+    first.start(["test_a.py::test_1", "test_a.py::test_2"])
+    page = watched.open(f"/jobs/{first.job_id}")
+    expect(page.locator("tr.test-row")).to_have_count(2)
+    mark_page(page)
+
+    second = stream(job_id=first.job_id, custom_id="shards")
+    second.start(["test_b.py::test_3", "test_b.py::test_4"])
+    expect(page.locator("tr.test-row")).to_have_count(4)
+    expect(row(page, "test_b.py::test_4").locator(".badge")).to_have_text("Not started")
+    for run, nodeids in [
+        (first, ["test_a.py::test_1", "test_a.py::test_2"]),
+        (second, ["test_b.py::test_3", "test_b.py::test_4"]),
+    ]:
+        for nodeid in nodeids:
+            run.run(nodeid, "passed")
+    first.stop()
+    expect(page.locator("#job-status")).to_have_text("Running")  # the other shard goes on
+    second.stop()
+    expect(page.locator("#job-status")).to_have_text("Passed")
+    expect(page.locator("#job-tally")).to_have_text("4 / 4 finished")
+    page.keyboard.press("/")
+    expect(page.locator("#search")).to_be_focused()
+    assert_not_reloaded(page)
+    watched.assert_clean()

@@ -356,8 +356,9 @@ function onEvent(event) {
   setJob(event.job, nowSeconds());
   if (event.test) upsertTest(event.test);
   refresh();
-  // The first sign of a job this page waited for: fetch its list of tests.
-  if (first) sync();
+  // The first sign of a job this page waited for, or another shard of it
+  // joining: fetch the list of tests (events carry only the tests that move).
+  if (first || event.kind === "job_started") sync();
 }
 
 function setup() {
@@ -373,6 +374,14 @@ function setup() {
     }, 120);
   });
   document.getElementById("expand-all").addEventListener("click", toggleAll);
+  // "/" jumps to the search box, as on most sites with one.
+  document.addEventListener("keydown", (event) => {
+    const typing = event.target.closest && event.target.closest("input, textarea, select");
+    if (event.key === "/" && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      event.preventDefault();
+      document.getElementById("search").focus();
+    }
+  });
   body.addEventListener("toggle", updateExpandButton, true);
   setText(document.getElementById("crumb"), jobId);
   setInterval(() => {

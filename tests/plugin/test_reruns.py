@@ -83,6 +83,8 @@ def check(s):
 def test_a_rerun_test_gets_one_start_one_stop_and_its_earlier_failures(rt, stream, request,
                                                                        args):
     rt.pytester.makepyfile(test_one=SUITE)
+    if args:
+        pytest.importorskip("xdist")
     plugins = request.getfixturevalue("only_reruns") if args else ()
     result = rt.run(*plugins, "--reruns", "3", *args)
     assert result.ret == pytest.ExitCode.TESTS_FAILED

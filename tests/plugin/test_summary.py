@@ -34,6 +34,7 @@ def test_a_run_that_goes_well_prints_one_line_job_delivered_count_and_endpoint(
 
 
 def test_the_summary_line_comes_once_under_xdist(rt, stream, receiver, only_xdist):
+    pytest.importorskip("xdist")
     rt.pytester.makepyfile(test_one="def test_a(): pass\ndef test_b(): pass\n")
     result = rt.run(*only_xdist, "-n", "2")
     s = stream()

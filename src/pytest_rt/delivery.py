@@ -65,9 +65,17 @@ class Delivery:
                              display_url=settings.display_url)
         self.produced = 0
         self._lock = threading.Lock()
-        self.thread = threading.Thread(target=self.sender.run, name="pytest-rt-sender",
+        self.thread = threading.Thread(target=self._send, name="pytest-rt-sender",
                                        daemon=True)
         self.thread.start()
+
+    def _send(self) -> None:
+        try:
+            self.sender.run()
+        except Exception as exc:  # escaping, pytest would pin it on a user's test
+            # A bug, or a disk error reading the journal back: delivery stops, the tests
+            # go on, and what is on disk stays there for `pytest-rt replay`.
+            self.sender.stats.problem(f"delivery stopped: {type(exc).__name__}: {exc}")
 
     def emit(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, separators=(",", ":"), default=str).encode()

@@ -94,7 +94,8 @@ class Transport:
                 conn.sock.settimeout(timeout)
             conn.request("POST", self._request_path(), body=body, headers=self.headers)
             response = conn.getresponse()
-            text = response.read(200).decode("utf-8", "replace")
+            # 200 characters, not bytes: up to 4 bytes each, and never half of one.
+            text = response.read(800).decode("utf-8", "replace")[:200]
             response.read()  # drain, so the connection can be reused
             if response.will_close:
                 self.close()

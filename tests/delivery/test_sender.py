@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import threading
 from typing import Any
@@ -100,3 +101,33 @@ def test_events_produced_while_the_sender_runs_arrive_in_order(receiver):
         sender.transport.close()
     assert not thread.is_alive()
     assert seqs(receiver) == list(range(1, 201))
+
+
+def test_the_servers_answer_is_quoted_to_200_whole_characters():
+    """A rejection is reported with the start of the answer, never half a character."""
+    answer = ("é" * 150 + "ü" * 150).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    transport = Transport(HttpTarget(url=f"http://127.0.0.1:{server.server_address[1]}/"))
+    try:
+        text = transport.post(b"{}").text
+    finally:
+        transport.close()
+        server.shutdown()
+        server.server_close()
+    assert text == "é" * 150 + "ü" * 50

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -105,6 +106,22 @@ def test_the_event_stream_shows_each_change(live_server: LiveServer) -> None:
     assert one_job.messages.empty()
     live_server.stop()
     assert one_job.ended.wait(5) and everything.ended.wait(5)
+
+
+def test_a_client_that_goes_away_is_unsubscribed(live_server: LiveServer) -> None:
+    hub = live_server.server.hub
+    with socket.create_connection(("127.0.0.1", live_server.server.port), timeout=5) as sock:
+        sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        while b": connected" not in received:
+            chunk = sock.recv(4096)
+            assert chunk, received
+            received += chunk
+        assert hub.subscribers == 1
+    deadline = time.monotonic() + 5
+    while hub.subscribers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert hub.subscribers == 0
 
 
 def test_a_server_with_an_open_event_stream_stops_quickly(live_server: LiveServer) -> None:

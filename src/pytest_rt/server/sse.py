@@ -31,6 +31,11 @@ class Hub:
         self._subscribers: set[Subscriber] = set()
         self.closed = False
 
+    @property
+    def subscribers(self) -> int:
+        """How many streams are open."""
+        return len(self._subscribers)
+
     def wants(self, job_ids: Iterable[str]) -> bool:
         """Whether any subscriber would receive a change of one of ``job_ids``."""
         # Called from the writer thread: copy the set, and say yes if it was

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
+from .. import __version__
 from . import api_schema
 from .config import ServeConfig
 from .ingest import clean_text
@@ -66,6 +67,7 @@ def create_app(
     app = FastAPI(
         title="pytest-rt receiver",
         summary="Receives pytest-rt events and serves the live dashboard.",
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.store = the_store

@@ -49,6 +49,17 @@ if [[ "$(id -u)" == 0 ]]; then
     id postgres >/dev/null 2>&1 || useradd --system --user-group --no-create-home postgres
     chown postgres: "$dir"
     chmod 700 "$dir"
+    if ! runuser -u postgres -- test -w "$dir"; then
+        # A checkout under a private home (/root is 0700): the postgres user cannot
+        # reach it. Keep the cluster in /tmp instead, under a name stop-postgres.sh
+        # derives the same way.
+        rmdir "$dir" 2>/dev/null || true
+        dir="${TMPDIR:-/tmp}/pytest-rt-pg-$(printf '%s' "$dir" | md5sum | cut -c1-12)"
+        echo "start-postgres: the postgres user cannot reach the checkout; using $dir" >&2
+        mkdir -p "$dir"
+        chown postgres: "$dir"
+        chmod 700 "$dir"
+    fi
 fi
 
 if [[ ! -f "$dir/PG_VERSION" ]]; then

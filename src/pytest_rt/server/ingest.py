@@ -1,6 +1,6 @@
 """Parse and validate ``POST /loader`` bodies into normalized records.
 
-Pure functions, no I/O: the body's bytes go in, a list of frozen records comes
+Pure functions, no I/O: the body's bytes go in, a list of immutable records comes
 out, or :class:`IngestError` says what is wrong (status code and a message
 naming the event's index and the field). Unknown keys are ignored, as
 docs/protocol.md asks of receivers. Both families are read: the pytest one
@@ -14,8 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_ID_LEN = 200
 # PostgreSQL's B-tree rows are limited to ~2.7 kB: longer node ids are looked
@@ -43,8 +42,7 @@ class IngestError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class Meta:
+class Meta(NamedTuple):
     """What every event carries."""
 
     job_id: str
@@ -53,8 +51,7 @@ class Meta:
     custom_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class TestDecl:
+class TestDecl(NamedTuple):
     nodeid: str
     key: str
     location: str | None
@@ -64,8 +61,7 @@ class TestDecl:
     markers: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RunStart:
+class RunStart(NamedTuple):
     meta: Meta
     env: str | None
     start_time: float | None
@@ -76,8 +72,7 @@ class RunStart:
     tests: tuple[TestDecl, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ItemStart:
+class ItemStart(NamedTuple):
     meta: Meta
     nodeid: str
     key: str
@@ -86,8 +81,7 @@ class ItemStart:
     worker: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class ItemStop:
+class ItemStop(NamedTuple):
     meta: Meta
     nodeid: str
     key: str
@@ -103,8 +97,7 @@ class ItemStop:
     rerun_msgs: str  # JSON text of a list of strings
 
 
-@dataclass(frozen=True, slots=True)
-class RunStop:
+class RunStop(NamedTuple):
     meta: Meta
     stop_time: float | None
     exitstatus: int | None

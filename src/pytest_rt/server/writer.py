@@ -10,6 +10,7 @@ and what lets a batch be applied as a few ``executemany`` calls.
 from __future__ import annotations
 
 import json
+import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -73,13 +74,16 @@ class DriverStatement:
     def __init__(self, stmt: Any, dialect: Dialect, keys: Sequence[str]) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
         self.sql = compiled.string
-        self.defaults = compiled.params  # the values of literals SQLAlchemy bound
-        self.order = compiled.positiontup if compiled.positional else None
+        # The values of the literals SQLAlchemy bound (in CASE ... THEN 'running').
+        self.constants = {k: v for k, v in compiled.params.items() if k not in keys}
+        order = compiled.positiontup if compiled.positional else None
+        # itemgetter of two or more names gives a tuple (every statement here has more).
+        self.pick = operator.itemgetter(*order) if order else None
+        assert order is None or len(order) > 1
 
     def params(self, row: dict[str, Any]) -> Any:
-        if self.order is None:
-            return self.defaults | row
-        return tuple(row[k] if k in row else self.defaults[k] for k in self.order)
+        merged = row | self.constants
+        return merged if self.pick is None else self.pick(merged)
 
     def run(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
         """Execute for each row; the number of rows written."""

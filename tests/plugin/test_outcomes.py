@@ -281,3 +281,14 @@ def test_rt_redact_masks_matches_in_msg(rt, stream):
     msg = stream().stops["test_one.py::test_it"]["msg"]
     assert "hunter2" not in msg
     assert "password=***" in msg
+
+
+def test_rt_max_msg_and_rt_redact_can_come_from_the_ini_file(rt, stream):
+    rt.pytester.makeini("[pytest]\nrt_max_msg = 150\nrt_redact =\n    hunter[0-9]\n    s3cr.t\n")
+    rt.pytester.makepyfile(
+        test_one="def test_it():\n    assert False, 'hunter2 s3cret ' + 'x' * 5000\n")
+    rt.run()
+    msg = stream().stops["test_one.py::test_it"]["msg"]
+    assert "hunter2" not in msg and "s3cret" not in msg
+    assert msg.endswith("characters truncated by pytest-rt]")
+    assert len(msg.split("\n[... ")[0]) == 150

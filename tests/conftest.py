@@ -158,13 +158,17 @@ def silent_port() -> Iterator[int]:
 
 
 @pytest.fixture
-def dead_url() -> str:
-    """A URL nobody listens on (bound, then closed, so it is free and refused)."""
+def dead_url() -> Iterator[str]:
+    """A URL nobody listens on: connections are refused.
+
+    The port stays bound (without listening) for the test, so a receiver the
+    test starts afterwards can't be given the same port.
+    """
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    yield f"http://127.0.0.1:{port}/loader"
     sock.close()
-    return f"http://127.0.0.1:{port}/loader"
 
 
 class RtRun:

@@ -7,7 +7,6 @@ docs/protocol.md tells receivers to.
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
@@ -60,12 +59,3 @@ def _killable(rec: Any) -> Any:
 def receiver(receiver: Any) -> Any:
     """The shared recording receiver, able to be killed and to check a token."""
     return _killable(receiver)
-
-
-@pytest.fixture
-def free_port() -> int:
-    """A port nobody listens on yet (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port

@@ -41,8 +41,9 @@ def test_a_full_disk_mid_run_harms_neither_the_run_nor_delivery(pytester, receiv
     assert not journals(pytester.path / ".spool")
 
 
-def test_a_full_disk_with_the_receiver_away_keeps_what_reached_the_disk(pytester, dead_url,
-                                                                        receiver):
+def test_a_full_disk_with_the_receiver_away_keeps_what_reached_the_disk(pytester, receiver,
+                                                                        dead_url):
+    # (receiver first: dead_url's port is free again, and the receiver could get it)
     pytester.makepyfile(test_mod=module_with(30))
     result = run_on_a_small_disk(pytester, dead_url, "--rt-flush-timeout", "1")
     assert result.returncode == 0, result.stdout + result.stderr

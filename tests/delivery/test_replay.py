@@ -150,3 +150,18 @@ def test_waits():
         assert proc.wait(timeout=30) == 0
     assert_whole_stream(receiver.unique(), [*nodeids_of("test_mod", 2), "test_mod.py::test_waits"])
     assert len(receiver.events) == len(receiver.unique())  # replay sent nothing twice
+
+
+def test_replay_to_a_port_that_never_answers_gives_up_after_its_timeout(rt, dead_url,
+                                                                       silent_port):
+    rt.url = dead_url
+    rt.pytester.makepyfile(test_mod=module_with(1))
+    rt.run("--rt-flush-timeout", "1").assert_outcomes(passed=1)
+    spool = rt.pytester.path / ".spool"
+    started = time.monotonic()
+    done = replay(str(spool), "--url", f"http://127.0.0.1:{silent_port}/loader", "--timeout", "2")
+    assert time.monotonic() - started < 2 + 10  # bounded; not a performance figure
+    assert done.returncode == 1
+    assert "timed out" in done.stdout
+    assert "4 events still pending" in done.stdout
+    assert len(journals(spool)) == 1

@@ -31,6 +31,7 @@ LINGER = 0.05  # seconds a batch waits for company
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 15.0
 RETRY_AFTER_MAX = 60.0
+ACKED_SAVE_INTERVAL = 1.0
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Sender:
         self._failures = 0
         self._split = 0  # events to send one by one after a rejected batch
         self._limit = MAX_BATCH_EVENTS
+        self._saved = float("-inf")  # when the acknowledged count was last saved
         self.on_ack: Callable[[int], None] | None = None  # replay's progress bar
 
     # -- the producer's side ---------------------------------------------------------
@@ -172,6 +174,11 @@ class Sender:
             self.stats.delivered += count
         self._split = max(0, self._split - count)
         self.source.mark_acked(self.acked)
+        now = time.monotonic()
+        if now - self._saved >= ACKED_SAVE_INTERVAL:
+            # After a kill -9, replay then resends at most about a second's worth.
+            self.source.save_acked()
+            self._saved = now
         if self.on_ack is not None:
             self.on_ack(self.acked)
         self.down = False

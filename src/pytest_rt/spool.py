@@ -32,6 +32,7 @@ class Source(Protocol):
 
     def read(self, start: int, max_events: int, max_bytes: int) -> list[bytes]: ...
     def mark_acked(self, count: int) -> None: ...
+    def save_acked(self) -> None: ...
 
 
 class MemorySpool:
@@ -54,6 +55,9 @@ class MemorySpool:
         for i in range(self.acked, count):
             self.lines[i] = b""
         self.acked = count
+
+    def save_acked(self) -> None:
+        pass  # nothing durable to keep it beside
 
     def finish(self, produced: int) -> bool:
         return self.acked >= produced

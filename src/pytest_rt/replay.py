@@ -61,6 +61,7 @@ def replay_one(path: Path, url: str | None, token: str | None, timeout: float) -
             return 1
         target_url = url or str(header["url"])
         total = journal.count()
+        journal.acked = min(journal.acked, total)  # a stale or foreign .acked file
         transport = Transport(HttpTarget(url=target_url, token=token))
         sender = Sender(journal, transport, batch=None, display_url=redact_url(target_url),
                         start=journal.acked)

@@ -226,7 +226,9 @@ class Journal:
         tmp = self.path.with_suffix(".acked.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only
         try:
-            _write_all(fd, str(self.acked).encode())
+            # Counted in lines on disk: those kept in memory are not in the file.
+            on_disk = self.acked if self._overflow is None else min(self.acked, self._on_disk)
+            _write_all(fd, str(on_disk).encode())
         finally:
             os.close(fd)
         os.replace(tmp, self.path.with_suffix(".acked"))

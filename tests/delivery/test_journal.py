@@ -142,6 +142,8 @@ def test_a_journal_that_can_no_longer_be_written_keeps_the_rest_in_memory(journa
     assert journal.read(1, 10, 1 << 20) == [event(i) for i in range(2, 6)]
     assert not journal.finish(5)  # event 2 is on disk and not delivered: kept for replay
     journal.mark_acked(3)
+    journal.save_acked()
+    assert read_acked(journal.path) == 2  # counted in lines the file has
     assert journal.read(3, 10, 1 << 20) == [event(4), event(5)]
     assert journal.finish(5)  # what is left was never on disk: nothing to replay
     assert not journal.path.exists()

@@ -165,3 +165,16 @@ def test_replay_to_a_port_that_never_answers_gives_up_after_its_timeout(rt, dead
     assert "timed out" in done.stdout
     assert "4 events still pending" in done.stdout
     assert len(journals(spool)) == 1
+
+
+def test_replay_trusts_no_acknowledged_count_beyond_the_journal(rt, receiver):
+    rt.pytester.makepyfile(test_mod=module_with(1))
+    receiver.kill()
+    rt.run("--rt-flush-timeout", "1").assert_outcomes(passed=1)
+    receiver.start()
+    [journal] = journals(rt.pytester.path / ".spool")
+    journal.with_suffix(".acked").write_text("999")
+    done = replay(str(journal))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 events sent" in done.stdout
+    assert not journal.exists()

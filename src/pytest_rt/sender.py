@@ -153,10 +153,13 @@ class Sender:
             self._retry_later(f"{self.display_url} answered {status}", answer.retry_after)
             return 0
         if status in (401, 403):
-            self.stopped = True
-            self.stats.problem(f"{self.display_url} refused the token or credentials "
-                               f"({status}): delivery stopped, events kept for replay")
-            return 0
+            return self._stop(f"refused the token or credentials ({status})")
+        if 300 <= status < 400 or (status in (404, 405) and not self.stats.delivered):
+            # About the URL, not the event: a redirect (not followed, lest the token go
+            # elsewhere), or an endpoint that has never taken an event. Dropping every
+            # event as rejected would lose the run.
+            where = f" to {answer.location}" if answer.location else ""
+            return self._stop(f"answered {status}{where} (the wrong URL?)")
         if status == 413 and len(lines) > 1:
             self._limit = max(1, len(lines) // 2)
             return 0
@@ -167,6 +170,11 @@ class Sender:
         self.stats.problem(f"{self.display_url} rejected an event ({status}): {answer.text}")
         self._acknowledge(1, delivered=False)
         return 1
+
+    def _stop(self, why: str) -> int:
+        self.stopped = True
+        self.stats.problem(f"{self.display_url} {why}: delivery stopped, events kept for replay")
+        return 0
 
     def _acknowledge(self, count: int, delivered: bool = True) -> None:
         self.acked += count

@@ -29,6 +29,7 @@ class Answer:
     batch_ok: bool
     retry_after: float | None
     text: str  # the first 200 characters of the body, for messages
+    location: str | None = None  # where a redirect points
 
 
 class TransportError(Exception):
@@ -104,6 +105,7 @@ class Transport:
                 batch_ok=response.getheader(BATCH_HEADER, "").strip() == "1",
                 retry_after=_retry_after(response.getheader("Retry-After")),
                 text=text,
+                location=response.getheader("Location"),
             )
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self.close()

@@ -93,3 +93,27 @@ def test_batching_can_be_forced_either_way(rt, receiver, offer, option, arrays):
     rt.run(option).assert_outcomes(passed=5)
     assert {isinstance(body, list) for body in receiver.bodies} == {arrays}
     assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 5))
+
+
+@pytest.mark.parametrize("status", [301, 307, 404, 405])
+def test_an_answer_about_the_url_keeps_the_events_instead_of_dropping_them(rt, receiver, status):
+    receiver.behaviour.fail_first = 1000
+    receiver.behaviour.fail_status = status
+    rt.pytester.makepyfile(test_mod=module_with(2))
+    result = rt.run("--rt-flush-timeout", "5")
+    result.assert_outcomes(passed=2)
+    assert receiver.requests == 1
+    result.stdout.fnmatch_lines([
+        f"*answered {status} (the wrong URL?): delivery stopped, events kept for replay",
+        "*6 events spooled; send them with: pytest-rt replay*"])
+    [journal] = journals(rt.pytester.path / ".spool")
+
+
+def test_a_404_for_one_event_of_an_endpoint_that_took_others_rejects_only_it(rt, receiver):
+    receiver.behaviour.reject = lambda body: 404 if is_bad(body) else None
+    rt.pytester.makepyfile(test_mod=module_with(3))
+    result = rt.run("--rt-flush-timeout", "5")
+    result.assert_outcomes(passed=3)
+    assert len(receiver.unique()) == 7
+    result.stdout.fnmatch_lines(["*rejected an event (404)*"])
+    assert not journals(rt.pytester.path / ".spool")

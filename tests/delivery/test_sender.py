@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from pytest_rt.sender import Sender
@@ -103,19 +105,20 @@ def test_events_produced_while_the_sender_runs_arrive_in_order(receiver):
     assert seqs(receiver) == list(range(1, 201))
 
 
-def test_the_servers_answer_is_quoted_to_200_whole_characters():
-    """A rejection is reported with the start of the answer, never half a character."""
-    answer = ("é" * 150 + "ü" * 150).encode()
+@contextlib.contextmanager
+def answering(status: int, body: bytes = b"", **headers: str) -> Iterator[str]:
+    """A server that gives every POST the same answer; yields its URL."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
             self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(400)
-            self.send_header("Content-Length", str(len(answer)))
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(answer)
+            self.wfile.write(body)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -123,11 +126,30 @@ def test_the_servers_answer_is_quoted_to_200_whole_characters():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    transport = Transport(HttpTarget(url=f"http://127.0.0.1:{server.server_address[1]}/"))
     try:
-        text = transport.post(b"{}").text
+        yield f"http://127.0.0.1:{server.server_address[1]}/loader"
     finally:
-        transport.close()
         server.shutdown()
         server.server_close()
+
+
+def test_the_servers_answer_is_quoted_to_200_whole_characters():
+    """A rejection is reported with the start of the answer, never half a character."""
+    with answering(400, ("é" * 150 + "ü" * 150).encode()) as url:
+        transport = Transport(HttpTarget(url=url))
+        try:
+            text = transport.post(b"{}").text
+        finally:
+            transport.close()
     assert text == "é" * 150 + "ü" * 50
+
+
+def test_a_redirect_is_not_followed_and_says_where_it_points():
+    with answering(308, Location="https://elsewhere.example/loader") as url:
+        sender = sender_for(url, 3, batch=False)
+        deliver(sender)
+    assert sender.stopped
+    assert sender.acked == 0
+    assert sender.stats.problems == [
+        f"{url} answered 308 to https://elsewhere.example/loader (the wrong URL?): "
+        "delivery stopped, events kept for replay"]

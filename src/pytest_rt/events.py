@@ -8,6 +8,7 @@ startTestRun a number; item and stop times strings); everything else is added.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import time
 import uuid
@@ -38,6 +39,16 @@ def stamp(t: float) -> str:
     return f"{t:.6f}"
 
 
+_XDIST_HEADER = re.compile(r"\[[^\]\n]+\] [^\n]* -- Python [^\n]*\n")
+
+
+def failure_text(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """pytest's failure text, without the line xdist puts first ("[gw0] linux -- Python")."""
+    text = report.longreprtext
+    header = _XDIST_HEADER.match(text) if hasattr(report, "node") else None
+    return text[header.end():] if header else text
+
+
 def location_from_nodeid(nodeid: str) -> str:
     """What item.location[2] would be, for when only the node id is known (xdist)."""
     parts = nodeid.split("::")
@@ -49,7 +60,17 @@ def test_uuid(nodeid: str, custom_id: str | None) -> str:
     if custom_id:
         digest = hashlib.md5((custom_id + nodeid).encode("utf-8"), usedforsecurity=False)
         return str(int(digest.hexdigest(), 16))[:31]
-    return str(uuid.uuid4())
+    h = random_hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def random_hex() -> str:
+    """128 random bits as 32 hex digits: an id unique in practice.
+
+    Not uuid4(): that reads os.urandom and builds a UUID object, several times the
+    cost, paid on the test thread for every event. Uniqueness is all ids need here.
+    """
+    return f"{random.getrandbits(128):032x}"
 
 
 @dataclass
@@ -82,7 +103,7 @@ class TestResult:
     def add(self, report: pytest.TestReport) -> None:
         if str(report.outcome) == "rerun":  # pytest-rerunfailures' own outcome
             self.rerun_pending = True
-            self.rerun_msgs.append(report.longreprtext)
+            self.rerun_msgs.append(failure_text(report))
         else:
             self.reports.append(report)
 
@@ -97,23 +118,23 @@ class TestResult:
         setup, call, teardown = (by_when.get(w) for w in ("setup", "call", "teardown"))
         crashed = [r for r in self.reports if r.when not in ("setup", "call", "teardown")]
         if crashed:  # xdist's report for a worker that died mid-test (docs/protocol.md)
-            return "interrupted", None, crashed[-1].longreprtext
+            return "interrupted", None, failure_text(crashed[-1])
         if setup is not None and setup.failed:
-            return "error", "setup", setup.longreprtext
+            return "error", "setup", failure_text(setup)
         if setup is not None and setup.skipped:
             return _skip(setup), "setup", _skip_msg(setup)
         if call is None:
             return "interrupted", None, ""
         torn = teardown is not None and teardown.failed
         if call.failed:
-            msg = call.longreprtext
+            msg = failure_text(call)
             if torn:
                 assert teardown is not None
-                msg += "\n\n[teardown]\n" + teardown.longreprtext
+                msg += "\n\n[teardown]\n" + failure_text(teardown)
             return "failed", "call", msg
         if torn:
             assert teardown is not None
-            return "error", "teardown", teardown.longreprtext
+            return "error", "teardown", failure_text(teardown)
         if call.skipped:
             return _skip(call), "call", _skip_msg(call)
         if hasattr(call, "wasxfail"):
@@ -136,7 +157,7 @@ def _skip_msg(report: pytest.TestReport) -> str:
         return reason.removeprefix("reason: ") if _PYTEST_7 else reason
     longrepr = report.longrepr
     text = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else (
-        report.longreprtext)
+        failure_text(report))
     # pytest stores the reason as "Skipped: <reason>"; the reason alone is the msg, as
     # for xfail (and as pytest's own summary prints it).
     return text.removeprefix("Skipped: ")
@@ -148,7 +169,7 @@ class Job:
 
     job_id: str
     custom_id: str | None
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # once: the real thing
     seq: int = 0
 
     def event(self, type_: str, **fields: Any) -> Event:
@@ -159,7 +180,7 @@ class Job:
             "job_id": self.job_id,
             "custom_id": self.custom_id,
             **fields,
-            "event_id": uuid.uuid4().hex,
+            "event_id": random_hex(),
             "run_id": self.run_id,
             "seq": self.seq,
         }

@@ -64,7 +64,7 @@ class Reporter:
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            error = {"nodeid": report.nodeid, "msg": self.limits.clean(report.longreprtext)}
+            error = {"nodeid": report.nodeid, "msg": self.limits.clean(events.failure_text(report))}
             self.collect_errors.append(error)
 
     @pytest.hookimpl(trylast=True)
@@ -84,12 +84,17 @@ class Reporter:
             item.nodeid,
             location=item.location[2],
             description=doc.strip() if isinstance(doc, str) else None,
-            markers=sorted({mark.name for mark in item.iter_markers()}),
+            markers=_marker_names(item),
         )
 
     def _entry(self, nodeid: str, **extra: Any) -> dict[str, Any]:
-        uuid_ = self.uuids.setdefault(nodeid, events.test_uuid(nodeid, self.settings.custom_id))
-        return events.test_entry(nodeid, uuid_, **extra)
+        return events.test_entry(nodeid, self._uuid(nodeid), **extra)
+
+    def _uuid(self, nodeid: str) -> str:
+        uuid_ = self.uuids.get(nodeid)
+        if uuid_ is None:
+            uuid_ = self.uuids[nodeid] = events.test_uuid(nodeid, self.settings.custom_id)
+        return uuid_
 
     def _start_run(self, tests: list[dict[str, Any]]) -> None:
         self.run_started = True
@@ -118,8 +123,7 @@ class Reporter:
             self._start_run([])
         result = self.open[nodeid] = TestResult(nodeid, worker)
         self.started += 1
-        uuid_ = self.uuids.setdefault(nodeid, events.test_uuid(nodeid, self.settings.custom_id))
-        self._emit(events.start_test_item(self.job, nodeid, uuid_, worker))
+        self._emit(events.start_test_item(self.job, nodeid, self._uuid(nodeid), worker))
         return result
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -207,6 +211,20 @@ def summary_lines(settings: Settings, report: Report) -> list[str]:
         lines.append(f"pytest-rt: {report.undelivered - stats.rejected} events spooled; "
                      f"send them with: {report.replay_command}")
     return lines
+
+
+def _marker_names(item: pytest.Item) -> list[str]:
+    """Names of the marks on a test and its parents.
+
+    What iter_markers() yields, without building a node chain per test: this runs
+    for every collected test, on the test thread, before the first one starts.
+    """
+    names: set[str] = set()
+    node: Any = item
+    while node is not None:
+        names.update(mark.name for mark in node.own_markers)
+        node = node.parent
+    return sorted(names)
 
 
 def _worker_of(report: pytest.TestReport) -> str | None:

@@ -116,6 +116,9 @@ def test_statuses_and_msgs_under_xdist_are_those_of_a_plain_run(suite, stream):
     assert s.stops["test_first.py::test_error"]["when"] == "setup"
     assert s.stops["test_first.py::test_skip"]["msg"] == "not here"
     assert s.stops["test_first.py::test_xfail"]["msg"] == "known"
+    # xdist's "[gw0] linux -- Python ..." line is terminal decoration, not the failure
+    for nodeid in ("test_first.py::test_fail", "test_first.py::test_error"):
+        assert " -- Python " not in s.stops[nodeid]["msg"].splitlines()[0]
 
 
 def test_the_controller_lists_the_tests_from_the_workers_collection(suite, stream):

@@ -76,7 +76,7 @@ def test_retry_after_is_honoured(rt, receiver):
 
 
 def test_connections_reset_without_an_answer_lose_nothing(rt, receiver):
-    receiver.behaviour.reset_first = 4
+    receiver.behaviour.reset_first = 3
     rt.pytester.makepyfile(test_mod=module_with(3))
     result = rt.run("--rt-flush-timeout", "10")
     result.assert_outcomes(passed=3)

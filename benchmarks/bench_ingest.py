@@ -41,6 +41,7 @@ class Case:
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
     server_cpu: float = 0.0  # seconds of CPU the server process used for this case
+    watched: int = 0  # live-event messages the watchers received
     check: str = ""
 
     def cpu_us_per_event(self) -> float:
@@ -141,7 +142,25 @@ async def client(port: int, case: Case, job_id: str, counter: itertools.count[in
     return tests, events
 
 
-async def run_case(port: int, case: Case, seconds: float) -> None:
+async def watch(port: int, received: list[int], stop: asyncio.Event) -> None:
+    """A dashboard: reads /api/events until told to stop, counting the messages."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    try:
+        while not stop.is_set():
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            if not chunk:
+                break
+            received[0] += chunk.count(b"data: ")
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def run_case(port: int, case: Case, seconds: float, watchers: int = 0) -> None:
     job_id = f"bench-{case.clients}-{case.batch}-{uuid.uuid4().hex[:8]}"
     conn = await Connection.open(port)
     start = {"fw": "2", "type": "startTestRun", "job_id": job_id, "tests": [], "env": "bench",
@@ -149,11 +168,19 @@ async def run_case(port: int, case: Case, seconds: float) -> None:
     await conn.request("POST", "/loader", json.dumps(start).encode())
     await conn.close()  # idle for the whole case: the server's keep-alive would drop it
     counter = itertools.count()
+    stop_watching = asyncio.Event()
+    received = [0]
+    watching = [asyncio.create_task(watch(port, received, stop_watching)) for _ in range(watchers)]
+    await asyncio.sleep(0.2 if watchers else 0)
     begin = time.perf_counter()
     results = await asyncio.gather(
         *(client(port, case, job_id, counter, begin + seconds) for _ in range(case.clients))
     )
     case.elapsed = time.perf_counter() - begin
+    await asyncio.sleep(0.5 if watchers else 0)
+    stop_watching.set()
+    await asyncio.gather(*watching)
+    case.watched = received[0]
     tests = sum(t for t, _ in results)
     case.events = sum(e for _, e in results)
     conn = await Connection.open(port)
@@ -191,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="per case (default 30)")
     parser.add_argument("--quick", action="store_true", help="3 s per case")
     parser.add_argument("--clients", default="1,4,16", help="comma-separated (default 1,4,16)")
+    parser.add_argument("--watchers", type=int, default=0,
+                        help="dashboards reading /api/events meanwhile (default 0)")
     args = parser.parse_args(argv)
     seconds = 3.0 if args.quick else args.seconds
     cases = [Case(int(n), batch) for batch in (1, BATCH) for n in args.clients.split(",")]
@@ -199,13 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for case in cases:
                 cpu = cpu_seconds(proc.pid)
-                asyncio.run(run_case(port, case, seconds))
+                asyncio.run(run_case(port, case, seconds, args.watchers))
                 case.server_cpu = cpu_seconds(proc.pid) - cpu
                 print(f"  done: {case.clients} clients x {case.batch} events/POST", file=sys.stderr)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    print(f"\nIngest into pytest-rt serve (SQLite), {seconds:g} s per case\n")
+    watching = f", {args.watchers} dashboard(s) watching" if args.watchers else ""
+    print(f"\nIngest into pytest-rt serve (SQLite), {seconds:g} s per case{watching}\n")
     print("| clients | events/POST | POSTs | events | events/s | p99 latency "
           "| server CPU/event | count check |")
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -214,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{c.p99_ms():.1f} ms | {c.cpu_us_per_event():.0f} us | {c.check} |")
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (2 cores; above ~2 the figures"
           " are held back by other work on the machine)")
+    if args.watchers:
+        for c in cases:
+            per = c.watched / args.watchers
+            print(f"  {c.clients} x {c.batch}: each dashboard got {per:,.0f} messages"
+                  f" for {c.events:,} events")
     return 0 if all(c.check.startswith("ok") for c in cases) else 1
 
 

@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, case, func, select
+from sqlalchemy import Connection, RowMapping, and_, bindparam, case, func, select
 
 from . import schema
 from .status import FINAL, count_tests, is_flaky, shown_status
@@ -47,22 +47,42 @@ def list_jobs(
     return list(rows), total
 
 
+# Built once: with a dashboard open these run on every POST, and building a
+# statement costs SQLAlchemy more than running it.
+JOB_ROW = select(J).where(J.c.job_id == bindparam("job_id"))
+TESTS_OF_JOB = (
+    select(T)
+    .where(T.c.job_id == bindparam("job_id"))
+    .order_by(T.c.position.is_(None), T.c.position, T.c.id)
+)
+SOME_TESTS = select(T).where(
+    T.c.job_id == bindparam("job_id"), T.c.key.in_(bindparam("keys", expanding=True))
+)
+COUNTS = (
+    select(T.c.job_id, T.c.status, T.c.outcome, func.count())
+    .where(T.c.job_id.in_(bindparam("job_ids", expanding=True)))
+    .group_by(T.c.job_id, T.c.status, T.c.outcome)
+)
+
+
 def job_row(conn: Connection, job_id: str) -> RowMapping | None:
-    return conn.execute(select(J).where(J.c.job_id == job_id)).mappings().first()
+    return conn.execute(JOB_ROW, {"job_id": job_id}).mappings().first()
 
 
 def test_rows(
     conn: Connection, job_id: str, keys: Sequence[str] | None = None
 ) -> list[RowMapping]:
     """A job's tests in run order (those it never declared last), or only ``keys``."""
-    query = select(T).where(T.c.job_id == job_id)
-    order = (T.c.position.is_(None), T.c.position, T.c.id)
     if keys is None:
-        return list(conn.execute(query.order_by(*order)).mappings())
+        return list(conn.execute(TESTS_OF_JOB, {"job_id": job_id}).mappings())
     rows: list[RowMapping] = []
     for chunk in _chunks(list(keys)):
-        rows.extend(conn.execute(query.where(T.c.key.in_(chunk))).mappings())
+        rows.extend(conn.execute(SOME_TESTS, {"job_id": job_id, "keys": chunk}).mappings())
     return rows
+
+
+def job_keys(conn: Connection, job_id: str) -> list[str]:
+    return list(conn.scalars(select(T.c.key).where(T.c.job_id == job_id)))
 
 
 def history_medians(
@@ -97,11 +117,7 @@ def status_counts(
 ) -> dict[str, list[tuple[str, str | None, int]]]:
     rows: dict[str, list[tuple[str, str | None, int]]] = {job_id: [] for job_id in job_ids}
     for chunk in _chunks(list(job_ids)):
-        for job_id, status, outcome, n in conn.execute(
-            select(T.c.job_id, T.c.status, T.c.outcome, func.count())
-            .where(T.c.job_id.in_(chunk))
-            .group_by(T.c.job_id, T.c.status, T.c.outcome)
-        ):
+        for job_id, status, outcome, n in conn.execute(COUNTS, {"job_ids": chunk}):
             rows[job_id].append((status, outcome, n))
     return rows
 

@@ -89,6 +89,8 @@ tests = Table(
     Column("rerun_msgs", Text),  # JSON array
     UniqueConstraint("job_id", "key", name="rt_tests_job_key"),
     Index("rt_tests_history", "key", "stop_time"),
+    # Covers the per-job counts that every live snapshot takes.
+    Index("rt_tests_counts", "job_id", "status", "outcome"),
 )
 
 seen = Table(

@@ -150,11 +150,14 @@ class Store:
         """History medians of a job's tests, cached: earlier jobs do not change."""
         job_id = row["job_id"]
         with self._medians_lock:
+            first = job_id not in self._medians
             cached = self._medians.setdefault(job_id, {})
             self._medians.move_to_end(job_id)
             while len(self._medians) > MEDIAN_CACHE_JOBS:
                 self._medians.popitem(last=False)
             missing = [key for key in keys if key not in cached]
+        if first:  # one query for all the job's tests, not one per test as they start
+            missing = list(dict.fromkeys([*missing, *reads.job_keys(conn, job_id)]))
         if missing:
             before = row["start_time"] if row["start_time"] is not None else row["created"]
             found = reads.history_medians(conn, missing, job_id, before)

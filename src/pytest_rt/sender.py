@@ -152,7 +152,7 @@ class Sender:
         if status in (408, 429) or status >= 500:
             self._retry_later(f"{self.display_url} answered {status}", answer.retry_after)
             return 0
-        if status in (401, 403):
+        if status in (401, 403, 407):
             return self._stop(f"refused the token or credentials ({status})")
         if 300 <= status < 400 or (status in (404, 405) and not self.stats.delivered):
             # About the URL, not the event: a redirect (not followed, lest the token go

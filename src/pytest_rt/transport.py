@@ -8,13 +8,14 @@ with keep-alive: requests 1.1-1.5 ms, urllib3 0.45-0.58 ms, http.client
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import socket
 import ssl
 import urllib.request
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pytest_rt import __version__
 
@@ -61,17 +62,28 @@ class Transport:
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if self.https else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.proxy = _proxy_for(target.url, parts.scheme)
+        netloc = parts.netloc.rpartition("@")[2]
+        # What a plain-HTTP proxy is asked for: the absolute URL, without credentials.
+        self.absolute = urlunsplit((parts.scheme, netloc, self.path, "", ""))
+        self.proxy, proxy_auth = _proxy_for(target.url, parts.scheme)
         self.headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         for name, value in target.headers:
             self.headers[name] = value
         if target.token:
             # A token read from a file or a secret often ends in a newline.
             self.headers["Authorization"] = f"Bearer {target.token.strip()}"
+        elif parts.username is not None:  # http://user:password@host/, as requests does
+            self.headers["Authorization"] = _basic(parts.username, parts.password)
+        self.tunnel_headers: dict[str, str] = {}
+        if proxy_auth:
+            if self.https:
+                self.tunnel_headers["Proxy-Authorization"] = proxy_auth
+            else:
+                self.headers["Proxy-Authorization"] = proxy_auth
         # http.client quotes a bad header value in its error: never let one be printed.
-        secrets = {value for _, value in target.headers}
-        if target.token:
-            secrets |= {target.token, target.token.strip()}
+        secrets = {v for k, v in {**self.headers, **self.tunnel_headers}.items()
+                   if k not in ("Content-Type", "User-Agent")}
+        secrets |= {parts.password or "", target.token or "", (target.token or "").strip()}
         self._secrets = sorted(secrets - {""}, key=len, reverse=True)
         self._conn: http.client.HTTPConnection | None = None
 
@@ -120,7 +132,7 @@ class Transport:
 
     def _request_path(self) -> str:
         if self.proxy and not self.https:
-            return self.target.url  # a plain-HTTP proxy takes the absolute URL
+            return self.absolute
         return self.path
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
@@ -132,7 +144,7 @@ class Transport:
             conn = http.client.HTTPSConnection(host, port, timeout=timeout,
                                                context=self._tls_context())
             if self.proxy:
-                conn.set_tunnel(self.host, self.port)
+                conn.set_tunnel(self.host, self.port, headers=self.tunnel_headers)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
         conn.connect()
@@ -161,15 +173,21 @@ class Transport:
             conn.close()
 
 
-def _proxy_for(url: str, scheme: str) -> tuple[str, int] | None:
-    """Honour HTTP(S)_PROXY and NO_PROXY, as urllib does."""
+def _proxy_for(url: str, scheme: str) -> tuple[tuple[str, int] | None, str | None]:
+    """Honour HTTP(S)_PROXY and NO_PROXY, as urllib does: (host, port), Proxy-Authorization."""
     proxies = urllib.request.getproxies()
     proxy = proxies.get(scheme)
     host = urlsplit(url).hostname or ""
     if not proxy or urllib.request.proxy_bypass(host):
-        return None
+        return None, None
     parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    return parts.hostname or "", parts.port or 8080
+    auth = _basic(parts.username, parts.password) if parts.username is not None else None
+    return (parts.hostname or "", parts.port or 8080), auth
+
+
+def _basic(user: str, password: str | None) -> str:
+    credentials = f"{unquote(user)}:{unquote(password or '')}".encode()
+    return "Basic " + base64.b64encode(credentials).decode()
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 import ssl
 import subprocess
@@ -95,3 +96,38 @@ def test_insecure_sends_without_verifying_and_warns(rt, https_receiver):
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*--rt-insecure: HTTPS certificates*NOT verified*"])
     assert_whole_stream(https_receiver.unique(), nodeids_of("test_mod", 2))
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_printed(rt, receiver):
+    rt.url = receiver.url.replace("http://", "http://rt-user:pa%40ss@")
+    rt.pytester.makepyfile(test_mod=module_with(1))
+    result = rt.run()
+    result.assert_outcomes(passed=1)
+    expected = "Basic " + base64.b64encode(b"rt-user:pa@ss").decode()
+    assert {h["Authorization"] for h in receiver.headers} == {expected}
+    assert "pa%40ss" not in result.stdout.str()
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 1))
+
+
+def test_proxy_credentials_are_sent_to_the_proxy(rt, receiver, no_proxy_env):
+    no_proxy_env.setenv("HTTP_PROXY", f"http://px:s3cret@127.0.0.1:{receiver.port}")
+    rt.url = "http://receiver.example:8080/loader"
+    rt.pytester.makepyfile(test_mod=module_with(1))
+    result = rt.run("--rt-flush-timeout", "5")
+    result.assert_outcomes(passed=1)
+    expected = "Basic " + base64.b64encode(b"px:s3cret").decode()
+    assert {h["Proxy-Authorization"] for h in receiver.headers} == {expected}
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 1))
+
+
+def test_a_proxy_that_wants_credentials_keeps_the_events(rt, receiver, no_proxy_env):
+    receiver.behaviour.fail_first = 1000
+    receiver.behaviour.fail_status = 407
+    no_proxy_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{receiver.port}")
+    rt.url = "http://receiver.example:8080/loader"
+    rt.pytester.makepyfile(test_mod=module_with(1))
+    result = rt.run("--rt-flush-timeout", "5")
+    result.assert_outcomes(passed=1)
+    assert receiver.requests == 1
+    result.stdout.fnmatch_lines(["*(407): delivery stopped, events kept for replay",
+                                 "*4 events spooled*"])

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import select
 import shutil
+import socket
+import socketserver
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -131,3 +135,57 @@ def test_a_proxy_that_wants_credentials_keeps_the_events(rt, receiver, no_proxy_
     assert receiver.requests == 1
     result.stdout.fnmatch_lines(["*(407): delivery stopped, events kept for replay",
                                  "*4 events spooled*"])
+
+
+@pytest.fixture
+def connect_proxy():
+    """A minimal HTTPS (CONNECT) proxy on a free port; `.heads` holds each CONNECT request."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = self.request.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            server.heads.append(head.decode("latin-1"))
+            host, port = head.split()[1].decode().rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as upstream:
+                self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                pipe(self.request, upstream)
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        peers = {a: b, b: a}
+        while True:
+            ready, _, _ = select.select(list(peers), [], [], 10)
+            for sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                peers[sock].sendall(data)
+            if not ready:
+                return
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.heads = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_goes_through_a_connect_proxy_with_its_credentials(
+        rt, https_receiver, certificate, connect_proxy, no_proxy_env):
+    no_proxy_env.setenv("HTTPS_PROXY", f"http://px:s3cret@127.0.0.1:{connect_proxy.server_address[1]}")
+    rt.url = https_receiver.https_url
+    rt.pytester.makepyfile(test_mod=module_with(2))
+    rt.run(f"--rt-ca-bundle={certificate[0]}").assert_outcomes(passed=2)
+    assert_whole_stream(https_receiver.unique(), nodeids_of("test_mod", 2))
+    assert connect_proxy.heads
+    head = connect_proxy.heads[0]
+    assert head.startswith(f"CONNECT 127.0.0.1:{https_receiver.port} ")
+    assert "Proxy-Authorization: Basic " + base64.b64encode(b"px:s3cret").decode() in head
+    assert all("Proxy-Authorization" not in h for h in https_receiver.headers)

@@ -8,6 +8,7 @@ docs/protocol.md tells receivers to.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -59,3 +60,11 @@ def _killable(rec: Any) -> Any:
 def receiver(receiver: Any) -> Any:
     """The shared recording receiver, able to be killed and to check a token."""
     return _killable(receiver)
+
+
+@pytest.fixture
+def other_receiver(receiver: Any) -> Iterator[Any]:
+    """A second recording receiver, on its own free port."""
+    other = _killable(type(receiver)().start())
+    yield other
+    other.stop()

@@ -178,3 +178,22 @@ def test_replay_trusts_no_acknowledged_count_beyond_the_journal(rt, receiver):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 events sent" in done.stdout
     assert not journal.exists()
+
+
+def test_replay_sends_each_journal_to_the_url_its_run_was_meant_for(
+        rt, receiver, other_receiver):
+    rt.pytester.makepyfile(test_a=module_with(1), test_b=module_with(2))
+    receiver.kill()
+    other_receiver.kill()
+    rt.run("test_a.py", "--rt-flush-timeout", "1").assert_outcomes(passed=1)
+    rt.url = other_receiver.url
+    rt.run("test_b.py", "--rt-flush-timeout", "1").assert_outcomes(passed=2)
+    spool = rt.pytester.path / ".spool"
+    assert len(journals(spool)) == 2
+    receiver.start()
+    other_receiver.start()
+    done = replay(str(spool))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_whole_stream(receiver.unique(), nodeids_of("test_a", 1))
+    assert_whole_stream(other_receiver.unique(), nodeids_of("test_b", 2))
+    assert not spool.exists()

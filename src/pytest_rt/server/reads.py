@@ -85,29 +85,41 @@ def job_keys(conn: Connection, job_id: str) -> list[str]:
     return list(conn.scalars(select(T.c.key).where(T.c.job_id == job_id)))
 
 
+def _last_three() -> Any:
+    ranked = (
+        select(
+            T.c.key,
+            DURATION.label("d"),
+            func.row_number()
+            .over(partition_by=T.c.key, order_by=T.c.stop_time.desc())
+            .label("rn"),
+        )
+        .where(
+            T.c.key.in_(bindparam("keys", expanding=True)),
+            T.c.job_id != bindparam("exclude_job"),
+            T.c.status.in_(FINAL),
+            T.c.stop_time < bindparam("before"),
+            DURATION.is_not(None),
+        )
+        .subquery()
+    )
+    return select(ranked.c.key, ranked.c.d).where(ranked.c.rn <= 3)
+
+
+LAST_THREE = _last_three()
+
+
 def history_medians(
     conn: Connection, keys: Sequence[str], exclude_job: str, before: float | None
 ) -> dict[str, float | None]:
     """Median of each test's last three durations in other (earlier) jobs."""
     found: dict[str, list[float]] = {}
+    params: dict[str, Any] = {
+        "exclude_job": exclude_job,
+        "before": before if before is not None else float(2**62),
+    }
     for chunk in _chunks(list(keys)):
-        cond = [T.c.key.in_(chunk), T.c.job_id != exclude_job, T.c.status.in_(FINAL)]
-        if before is not None:
-            cond.append(T.c.stop_time < before)
-        ranked = (
-            select(
-                T.c.key,
-                DURATION.label("d"),
-                func.row_number()
-                .over(partition_by=T.c.key, order_by=T.c.stop_time.desc())
-                .label("rn"),
-            )
-            .where(*cond, DURATION.is_not(None))
-            .subquery()
-        )
-        for key, duration in conn.execute(
-            select(ranked.c.key, ranked.c.d).where(ranked.c.rn <= 3)
-        ):
+        for key, duration in conn.execute(LAST_THREE, params | {"keys": chunk}):
             found.setdefault(key, []).append(float(duration))
     return {key: (statistics.median(found[key]) if key in found else None) for key in keys}
 

@@ -49,7 +49,10 @@ def _existing(path: Path) -> list[Path]:
 
 def replay_one(path: Path, url: str | None, token: str | None, timeout: float) -> int:
     """Replay one journal; return how many events are still pending (1 for a foreign file)."""
-    journal = Journal.open_existing(path)
+    try:
+        journal = Journal.open_existing(path)
+    except FileNotFoundError:
+        return 0  # sent and removed meanwhile, by another replay
     if journal is None:
         print(f"pytest-rt replay: {path} is in use by a running pytest; skipped")
         return 0

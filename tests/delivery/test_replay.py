@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+from pytest_rt.replay import replay_one
+
 from .helpers import (
     assert_whole_stream,
     journal_events,
@@ -197,3 +199,7 @@ def test_replay_sends_each_journal_to_the_url_its_run_was_meant_for(
     assert_whole_stream(receiver.unique(), nodeids_of("test_a", 1))
     assert_whole_stream(other_receiver.unique(), nodeids_of("test_b", 2))
     assert not spool.exists()
+
+
+def test_a_journal_another_replay_just_removed_is_nothing_pending(tmp_path):
+    assert replay_one(tmp_path / "gone.jsonl", None, None, 1) == 0

@@ -132,4 +132,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # 64 MB of page cache per connection (default 2 MB): the history index and
     # the event ids outgrow 2 MB after some 100,000 tests.
     cursor.execute("PRAGMA cache_size=-65536")
+    # Checkpoint (copy the WAL into the file, with an fsync) every ~40 MB instead
+    # of every 4 MB: a 500-event batch writes ~100 pages; 10-15% faster batches.
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()

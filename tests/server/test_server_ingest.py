@@ -181,6 +181,19 @@ async def test_an_event_sent_twice_is_stored_once(client: httpx.AsyncClient) -> 
     assert detail["tests"][0]["status"] == "failed"
 
 
+async def test_a_batch_mixing_new_and_stored_events_stores_only_the_new(
+    client: httpx.AsyncClient,
+) -> None:
+    run = Run()
+    first = [run.start_run(["a::t1", "a::t2"]), run.start("a::t1")]
+    assert (await post(client, first)).json() == {"accepted": 2, "duplicates": 0}
+    stop = run.stop("a::t1", "failed")
+    mixed = [first[1], stop, first[0], stop]
+    assert (await post(client, mixed)).json() == {"accepted": 1, "duplicates": 3}
+    detail = await job(client, run.job_id)
+    assert [t["status"] for t in detail["tests"]] == ["failed", "not_started"]
+
+
 async def test_duplicates_within_one_batch_count_once(client: httpx.AsyncClient) -> None:
     run = Run()
     start = run.start_run(["a::t1"])

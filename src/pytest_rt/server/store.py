@@ -34,6 +34,7 @@ class Store:
         self.url = url
         self._stmts = Statements(self.engine.dialect)
         self._jobs = JobCache()
+        self._last_write = 0.0
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pytest-rt-writer")
         self._medians: OrderedDict[str, dict[str, float | None]] = OrderedDict()
         self._medians_lock = threading.Lock()
@@ -51,8 +52,11 @@ class Store:
 
     def write(self, events: Sequence[Event]) -> WriteResult:
         """Apply ``events`` in one transaction (call from the writer thread only)."""
+        # Strictly increasing: the dedupe in apply_events tells this write's
+        # event ids from older ones by their ``received`` stamp.
+        self._last_write = now = max(time.time(), self._last_write + 1e-6)
         with self.engine.begin() as conn:
-            result = apply_events(conn, self._stmts, events, time.time(), self._jobs)
+            result = apply_events(conn, self._stmts, events, now, self._jobs)
         self._jobs.update(result.statuses)  # committed: now the cache may say so
         return result
 

@@ -213,34 +213,34 @@ def apply_events(
 def _drop_seen(
     conn: Connection, stmts: Statements, events: Sequence[Event], now: float, result: WriteResult
 ) -> list[Event]:
-    if len(events) == 1 and events[0].meta.event_id is not None:
-        # The common case (one event per POST): one statement, no lookup.
-        e = events[0]
-        row = {"event_id": e.meta.event_id, "job_id": e.meta.job_id, "received": now}
-        if stmts.fast_seen.run(conn, [row]) == 0:
-            result.duplicates = 1
-            return []
-        result.accepted = 1
-        return [e]
-    ids = [e.meta.event_id for e in events if e.meta.event_id is not None]
-    known: set[str] = set()
-    for chunk in _chunks(list(dict.fromkeys(ids))):
-        known.update(
-            conn.scalars(select(schema.seen.c.event_id).where(schema.seen.c.event_id.in_(chunk)))
-        )
-    fresh: list[Event] = []
-    new_rows = []
+    """The events whose ``event_id`` is new (or absent); the new ids are recorded.
+
+    The ids are inserted first, ignoring conflicts: when every row went in (the
+    common case) nothing was a duplicate and no lookup is needed. Otherwise the
+    rows stamped with an earlier ``received`` than this write's ``now`` are the
+    duplicates (``now`` is unique per write: see Store.write).
+    """
+    rows: dict[str, dict[str, Any]] = {}
     for e in events:
         event_id = e.meta.event_id
-        if event_id is not None:
-            if event_id in known:
-                result.duplicates += 1
-                continue
-            known.add(event_id)
-            new_rows.append({"event_id": event_id, "job_id": e.meta.job_id, "received": now})
+        if event_id is not None and event_id not in rows:
+            rows[event_id] = {"event_id": event_id, "job_id": e.meta.job_id, "received": now}
+    old: set[str] = set()
+    if rows and stmts.fast_seen.run(conn, list(rows.values())) != len(rows):
+        s = schema.seen
+        for chunk in _chunks(list(rows)):
+            old.update(
+                conn.scalars(
+                    select(s.c.event_id).where(s.c.event_id.in_(chunk), s.c.received != now)
+                )
+            )
+    fresh: list[Event] = []
+    for e in events:
+        event_id = e.meta.event_id
+        if event_id is not None and (event_id in old or rows.pop(event_id, None) is None):
+            result.duplicates += 1  # stored before, or earlier in this batch
+            continue
         fresh.append(e)
-    if new_rows:
-        stmts.fast_seen.run(conn, new_rows)
     result.accepted = len(fresh)
     return fresh
 

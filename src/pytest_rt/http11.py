@@ -19,7 +19,7 @@ import ssl
 from dataclasses import dataclass
 
 MAX_HEAD = 64 * 1024
-MAX_BODY_KEPT = 200  # we only keep the start of an answer, for messages
+MAX_BODY_KEPT = 800  # the start of an answer, for messages (200 characters of UTF-8)
 
 
 class ProtocolError(OSError):
@@ -44,13 +44,14 @@ class Connection:
     @classmethod
     def open(cls, host: str, port: int, timeout: float, *,
              tls: ssl.SSLContext | None = None, tls_host: str | None = None,
-             tunnel: tuple[str, int] | None = None) -> Connection:
+             tunnel: tuple[str, int] | None = None,
+             tunnel_headers: dict[str, str] | None = None) -> Connection:
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = cls(sock)
             if tunnel is not None:
-                conn._connect_tunnel(*tunnel)
+                conn._connect_tunnel(*tunnel, headers=tunnel_headers or {})
             if tls is not None:
                 conn.sock = tls.wrap_socket(sock, server_hostname=tls_host or host)
             return conn
@@ -58,11 +59,13 @@ class Connection:
             sock.close()
             raise
 
-    def _connect_tunnel(self, host: str, port: int) -> None:
+    def _connect_tunnel(self, host: str, port: int, headers: dict[str, str]) -> None:
         """HTTPS through a proxy: CONNECT, then TLS inside the tunnel."""
         authority = f"{host}:{port}"
-        self.sock.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode())
-        status, _, _ = self._read_head()
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace"))
+        status, _, _ = self._read_head()  # a 2xx to CONNECT has no body: the tunnel follows
         if status != 200:
             raise ProtocolError(f"proxy refused CONNECT to {authority} ({status})")
 

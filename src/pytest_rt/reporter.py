@@ -199,14 +199,16 @@ def summary_lines(settings: Settings, report: Report) -> list[str]:
     stats = report.stats
     head = f"pytest-rt: job {settings.job_id}: "
     if report.undelivered == 0 and stats.rejected == 0:
-        return [f"{head}{stats.delivered} events delivered to {settings.display_url}"]
-    lines = [f"{head}{stats.delivered} events delivered, {report.undelivered} not delivered"
-             f" ({stats.retried} requests retried, {stats.rejected} rejected)"
-             f" to {settings.display_url}"]
-    if settings.show_errors:
-        lines += [f"pytest-rt: {problem}" for problem in stats.problems]
-        if report.spool_error:
-            lines.append(f"pytest-rt: {report.spool_error}: events were kept in memory only")
+        lines = [f"{head}{stats.delivered} events delivered to {settings.display_url}"]
+    else:
+        lines = [f"{head}{stats.delivered} events delivered, {report.undelivered} not "
+                 f"delivered ({stats.retried} requests retried, {stats.rejected} rejected)"
+                 f" to {settings.display_url}"]
+        if settings.show_errors:
+            lines += [f"pytest-rt: {problem}" for problem in stats.problems]
+    if settings.show_errors and report.spool_error:
+        # Said even when all arrived: this run had no safety net on disk.
+        lines.append(f"pytest-rt: {report.spool_error}: events were kept in memory only")
     if report.replay_command:
         lines.append(f"pytest-rt: {report.undelivered - stats.rejected} events spooled; "
                      f"send them with: {report.replay_command}")

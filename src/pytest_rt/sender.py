@@ -77,7 +77,8 @@ class Sender:
 
     def notify(self, produced: int) -> None:
         self.produced = produced
-        self.wake.set()
+        if not self.wake.is_set():  # set() takes a lock and notifies: only when needed
+            self.wake.set()
 
     def close(self, timeout: float) -> None:
         """Ask run() to deliver what is left within timeout seconds, then return."""

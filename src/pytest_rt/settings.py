@@ -220,11 +220,11 @@ def _headers(values: list[str]) -> tuple[tuple[str, str], ...]:
     headers = []
     for raw in values:
         match = _HEADER.match(raw)
-        if not match or "\n" in raw or "\r" in raw:
-            # Don't echo the value: it may carry a secret.
+        if not match or any(c in raw for c in "\r\n\0"):
+            # Nothing of the value is echoed: a header often carries a secret.
             raise pytest.UsageError(
-                "pytest-rt: --rt-header: must look like 'Name: value' "
-                f"(got a header starting {raw.split(':', 1)[0][:40]!r})"
+                f"pytest-rt: --rt-header: the {len(headers) + 1}. header must look like "
+                "'Name: value' on one line (not shown: it may hold a secret)"
             )
         headers.append((match.group(1), match.group(2)))
     return tuple(headers)
@@ -274,7 +274,12 @@ def resolve(config: pytest.Config) -> Settings:
         kw["spool_dir"] = config.rootpath / DEFAULT_SPOOL
     kw["batch"] = config.getoption("rt_batch")
     if found := src.get("rt_token", env="PYTEST_RT_TOKEN"):
-        kw["token"] = str(found[0])
+        # A token read from a file or a secret store often ends in a newline.
+        token = str(found[0]).strip()
+        if any(c in token for c in "\r\n\0"):
+            raise pytest.UsageError(f"pytest-rt: {found[1]}: the token contains a line break "
+                                    "(not shown: it is a secret)")
+        kw["token"] = token
     kw["headers"] = _headers(config.getoption("rt_header"))
     if found := src.get("rt_ca_bundle"):
         path = Path(str(found[0]))

@@ -287,6 +287,7 @@ async def test_a_shard_stop_arriving_first_still_counts(client: httpx.AsyncClien
         (b'{"type": "startTestRun"}', 422, "'job_id'"),
         (b'{"type": "startTestRun", "job_id": 7}', 422, "'job_id'"),
         (b'{"type": "startTestRun", "job_id": ""}', 422, "'job_id'"),
+        (b'{"type": "startTestRun", "job_id": "a\\nb"}', 422, "printable"),
         (b'{"job_id": "j"}', 422, "'type'"),
         (b'{"type": "launchRockets", "job_id": "j"}', 422, "unknown event type"),
         (b'{"type": "startTestItem", "job_id": "j"}', 422, "'test'"),

@@ -147,8 +147,12 @@ def parse_event(data: Any, index: int | None) -> Event:
     """One event; ``index`` is its place in a batch (for the error message)."""
     fields = _Fields(data, index)
     kind = fields.required_str("type")
+    job_id = fields.ident("job_id", required=True) or ""
+    if not job_id.isprintable():
+        # It is part of the job page's URL, where a newline cannot be routed.
+        raise fields.error("job_id", "must be printable: no control characters or line breaks")
     meta = Meta(
-        job_id=fields.ident("job_id", required=True) or "",
+        job_id=job_id,
         run_id=fields.ident("run_id") or "",
         event_id=fields.ident("event_id"),
         custom_id=fields.opt_str("custom_id"),

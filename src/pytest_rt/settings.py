@@ -217,7 +217,7 @@ def _custom_data(value: object, where: str) -> dict[str, Any]:
 
 
 def _headers(values: list[str]) -> tuple[tuple[str, str], ...]:
-    headers = []
+    headers: list[tuple[str, str]] = []
     for raw in values:
         match = _HEADER.match(raw)
         if not match or any(c in raw for c in "\r\n\0"):

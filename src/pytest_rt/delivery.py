@@ -21,6 +21,10 @@ from pytest_rt.spool import Journal, MemorySpool
 from pytest_rt.transport import HttpTarget, Transport
 
 
+# One encoder for the run: json.dumps would build one per event, on the test thread.
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 @dataclass(frozen=True)
 class Report:
     """What the run's summary line says."""
@@ -78,7 +82,7 @@ class Delivery:
             self.sender.stats.problem(f"delivery stopped: {type(exc).__name__}: {exc}")
 
     def emit(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, separators=(",", ":"), default=str).encode()
+        line = _encode(event).encode()
         with self._lock:  # hooks may come from more than one thread (rare; be safe)
             self.spool.append(line)
             self.produced += 1

@@ -338,7 +338,9 @@ def own_stream(own_server: LiveServer) -> Any:
 # ---- the browser ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running on
+# the main thread while it lives, and async tests elsewhere (anyio) can't start theirs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)

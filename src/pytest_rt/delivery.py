@@ -20,7 +20,6 @@ from pytest_rt.settings import Settings
 from pytest_rt.spool import Journal, MemorySpool
 from pytest_rt.transport import HttpTarget, Transport
 
-
 # One encoder for the run: json.dumps would build one per event, on the test thread.
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 

@@ -136,3 +136,32 @@ def test_a_peer_closing_without_an_answer_is_a_reset(canned):
     with pytest.raises(ConnectionResetError):
         conn.post(HEAD, b"{}", 5)
     conn.close()
+
+
+def test_pipelined_requests_get_their_answers_in_order(canned):
+    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % i for i in range(3)]
+    server = canned(answers)
+    conn = connect(server)
+    got = conn.post_many(HEAD, [b'{"n":0}', b'{"n":1}', b'{"n":2}'], 5)
+    conn.close()
+    assert [a.body for a in got] == [b"0", b"1", b"2"]
+    assert [r[-7:] for r in server.requests] == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+    assert not conn.broken
+
+
+def test_a_pipelined_exchange_that_breaks_part_way_returns_the_answers_it_got(canned):
+    server = canned([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"], close_after=True)
+    conn = connect(server)
+    got = conn.post_many(HEAD, [b"{}", b"{}", b"{}"], 5)
+    conn.close()
+    assert [a.status for a in got] == [200]
+    assert conn.broken
+
+
+def test_pipelining_stops_at_an_answer_that_closes_the_connection(canned):
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    server = canned([closing], close_after=True)
+    conn = connect(server)
+    got = conn.post_many(HEAD, [b"{}", b"{}"], 5)
+    conn.close()
+    assert len(got) == 1 and got[0].will_close

@@ -32,6 +32,7 @@ BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 15.0
 RETRY_AFTER_MAX = 60.0
 ACKED_SAVE_INTERVAL = 1.0
+PIPELINE = 32  # requests in flight on one connection, for a receiver that doesn't batch
 
 
 @dataclass
@@ -70,6 +71,10 @@ class Sender:
         self._failures = 0
         self._split = 0  # events to send one by one after a rejected batch
         self._limit = MAX_BATCH_EVENTS
+        # Pipelining starts once a keep-alive answer showed the server keeps the
+        # connection, and ends for good if a pipelined exchange comes back short.
+        self._pipelining = False
+        self._no_pipelining = False
         self._saved = float("-inf")  # when the acknowledged count was last saved
         self.on_ack: Callable[[int], None] | None = None  # replay's progress bar
 
@@ -116,22 +121,29 @@ class Sender:
         filling = self.produced - self.acked < self._limit
         if self.batching and not self._split and not self.closing and filling:
             self._interrupt.wait(LINGER)
-        limit = 1 if (not self.batching or self._split) else self._limit
-        return self.source.read(self.acked, limit, MAX_BATCH_BYTES)
+        return self.source.read(self.acked, self._per_request(), MAX_BATCH_BYTES)
+
+    def _per_request(self) -> int:
+        """Events the next exchange may carry (in one array, or pipelined)."""
+        if self._split:
+            return 1
+        if self.batching:
+            return self._limit
+        return PIPELINE if self._pipelining else 1
 
     def _send(self, inflight: list[bytes]) -> int:
         """Try to deliver the head of inflight; return how many events left it."""
-        # The limit may have shrunk (413) since inflight was read.
-        lines = inflight[:1] if (not self.batching or self._split) else inflight[:self._limit]
+        # The limit may have shrunk (413) or batching begun since inflight was read.
+        lines = inflight[:self._per_request()]
         as_array = self.batching and not self._split
-        body = b"[" + b",".join(lines) + b"]" if as_array else lines[0]
+        bodies = [b"[" + b",".join(lines) + b"]"] if as_array else lines
         timeout = self.transport.target.timeout
         if self.closing:
             timeout = min(timeout, self.deadline - time.monotonic())
-        self.stats.posts += 1
+        self.stats.posts += len(bodies)
         closing = self.closing  # a try that began before close() does not count as the last
         try:
-            answer = self.transport.post(body, timeout=timeout)
+            answers = self.transport.post_many(bodies, timeout=timeout)
         except TransportError as exc:
             why = f"cannot reach {self.display_url}: {exc}"
             self._gone = closing and exc.persistent
@@ -141,7 +153,24 @@ class Sender:
             else:
                 self._retry_later(why, None)
             return 0
-        return self._handle(answer, lines)
+        if as_array:
+            return self._handle(answers[0], lines)
+        return self._handle_each(answers, lines)
+
+    def _handle_each(self, answers: list[Answer], lines: list[bytes]) -> int:
+        """Pipelined answers, one per event, acknowledged in order up to the first miss."""
+        if len(answers) < len(lines) and len(lines) > 1:
+            self._pipelining, self._no_pipelining = False, True
+        sent = 0
+        for answer, line in zip(answers, lines, strict=False):
+            done = self._handle(answer, [line])
+            sent += done
+            if not done or self.batching:
+                break
+        last = answers[-1]
+        if 200 <= last.status < 300 and not last.will_close and not self._no_pipelining:
+            self._pipelining = True
+        return sent
 
     def _handle(self, answer: Answer, lines: list[bytes]) -> int:
         status = answer.status

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pytest_rt import __version__
-from pytest_rt.http11 import Connection
+from pytest_rt.http11 import Connection, Response
 
 BATCH_HEADER = "X-Pytest-RT-Batch"
 _STALE = ("connection closed without an answer", "connection reset", "BrokenPipeError")
@@ -32,6 +32,7 @@ class Answer:
     retry_after: float | None
     text: str  # the first 200 characters of the body, for messages
     location: str | None = None  # where a redirect points
+    will_close: bool = False  # the server closes the connection after this answer
 
 
 class TransportError(Exception):
@@ -99,39 +100,38 @@ class Transport:
 
     def post(self, body: bytes, timeout: float | None = None) -> Answer:
         """POST body; raise TransportError when no HTTP answer came back."""
+        return self.post_many([body], timeout)[0]
+
+    def post_many(self, bodies: list[bytes], timeout: float | None = None) -> list[Answer]:
+        """POST each body, pipelined on one connection; the answers that came back, in order.
+
+        Raises TransportError when not even the first answer came back.
+        """
         timeout = self.target.timeout if timeout is None else max(timeout, 0.05)
         if self._conn is not None:
             # A kept-alive connection the server has since closed fails at once:
             # try again on a fresh one (events are idempotent by event_id).
             try:
-                return self._post(body, timeout)
+                return self._post(bodies, timeout)
             except TransportError as exc:
                 if exc.args[0] not in _STALE:
                     raise
-        return self._post(body, timeout)
+        return self._post(bodies, timeout)
 
-    def _post(self, body: bytes, timeout: float) -> Answer:
+    def _post(self, bodies: list[bytes], timeout: float) -> list[Answer]:
         if self._head is None:
             raise TransportError("a header value contains a line break", persistent=True)
         try:
             conn = self._connection(timeout)
-            response = conn.post(self._head, body, timeout)
-            if response.will_close:
-                self.close()
-            headers = response.headers
-            return Answer(
-                status=response.status,
-                batch_ok=headers.get(BATCH_HEADER.lower(), "").strip() == "1",
-                retry_after=_retry_after(headers.get("retry-after")),
-                # 200 characters, not bytes: up to 4 bytes each, and never half of one.
-                text=response.body.decode("utf-8", "replace")[:200],
-                location=headers.get("location"),
-            )
+            responses = conn.post_many(self._head, bodies, timeout)
         except (OSError, ValueError) as exc:
             self.close()
             persistent = isinstance(exc, ConnectionRefusedError | socket.gaierror | ValueError
                                     | ssl.SSLCertVerificationError)
             raise TransportError(self._scrub(_describe(exc)), persistent=persistent) from None
+        if conn.broken or responses[-1].will_close:
+            self.close()
+        return [_answer(response) for response in responses]
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -169,6 +169,19 @@ class Transport:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _answer(response: Response) -> Answer:
+    headers = response.headers
+    return Answer(
+        status=response.status,
+        batch_ok=headers.get(BATCH_HEADER.lower(), "").strip() == "1",
+        retry_after=_retry_after(headers.get("retry-after")),
+        # 200 characters, not bytes: up to 4 bytes each, and never half of one.
+        text=response.body.decode("utf-8", "replace")[:200],
+        location=headers.get("location"),
+        will_close=response.will_close,
+    )
 
 
 def _proxy_for(url: str, scheme: str) -> tuple[tuple[str, int] | None, str | None]:

@@ -20,6 +20,7 @@ import struct
 from dataclasses import dataclass
 
 MAX_HEAD = 64 * 1024
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 MAX_BODY_KEPT = 800  # the start of an answer, for messages (200 characters of UTF-8)
 
 
@@ -194,6 +195,8 @@ class Connection:
             self._read_exactly(2)
 
     def _fill(self, eof_ok: bool = False) -> bool:
+        if QUICKACK is not None and not isinstance(self.sock, ssl.SSLSocket):
+            self.sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
         try:
             data = self.sock.recv(65536)
         except BlockingIOError:  # SO_RCVTIMEO ran out

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from pytest_rt.events import STATUS
+
 CHROMIUM = Path(os.environ.get("PYTEST_RT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = [
     "--headless",
@@ -158,14 +160,8 @@ def own_server(tmp_path: Path) -> Iterator[LiveServer]:
 # ---- streaming runs -------------------------------------------------------------
 
 
-STATUS_OF_OUTCOME = {
-    "passed": "passed",
-    "failed": "failed",
-    "error": "error",
-    "skipped": "skipped",
-    "xfailed": "skipped",
-    "xpassed": "passed",
-}
+# The plugin's own mapping of pytest's outcomes to the seed's status words.
+STATUS_OF_OUTCOME = STATUS
 
 
 @dataclass

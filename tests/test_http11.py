@@ -165,3 +165,13 @@ def test_pipelining_stops_at_an_answer_that_closes_the_connection(canned):
     got = conn.post_many(HEAD, [b"{}", b"{}"], 5)
     conn.close()
     assert len(got) == 1 and got[0].will_close
+
+
+@pytest.mark.parametrize("size", [b"-1", b"0x5", b"1_0", b""])
+def test_a_malformed_chunk_size_is_a_protocol_error(canned, size):
+    server = canned([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size
+                     + b"\r\nhello\r\n0\r\n\r\n"], close_after=True)
+    conn = connect(server)
+    with pytest.raises(ProtocolError, match="chunk size"):
+        conn.post(HEAD, b"{}", 5)
+    conn.close()

@@ -8,6 +8,8 @@ leaves no thread or socket behind.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import shlex
 import threading
@@ -91,21 +93,36 @@ class Delivery:
         """Deliver what is left within the flush timeout; keep the rest on disk."""
         timeout = self.settings.flush_timeout
         self.sender.close(timeout)
-        self.thread.join(timeout + 0.5)
+        try:
+            self.thread.join(timeout + 0.5)
+        except KeyboardInterrupt:  # Ctrl-C while waiting: stop waiting, keep the rest
+            self.sender.stats.problem("delivery cut short by Ctrl-C")
         if self.thread.is_alive():  # a request still hanging: cut it
+            self.sender.stopped = True
             self.transport.abort()
-            self.thread.join(2.0)
+            with contextlib.suppress(KeyboardInterrupt):
+                self.thread.join(2.0)
+        if self.thread.is_alive():
+            # Still inside a system call: leave it the journal rather than close the
+            # file under it. It is a daemon thread and can send nothing more.
+            return self._report(left=True, path=self.spool.path)
         self.transport.close()
         left = not self.spool.finish(self.produced)
         path = self.spool.path if left else None
         if isinstance(self.spool, Journal):
             self.spool.close()
+        return self._report(left, path)
+
+    def _report(self, left: bool, path: Path | None) -> Report:
         replay = None
-        if path is not None:
+        if left and path is not None:
             replay = f"pytest-rt replay {shlex.quote(str(path))}"
             if self.settings.token:
                 replay += "  (with PYTEST_RT_TOKEN set)"
         error = self.spool_error
         if error is None and isinstance(self.spool, Journal):
             error = self.spool.error  # the disk filled up during the run
-        return Report(self.produced, self.sender.stats, path, error, replay)
+        # A snapshot: the Report must not change under the summary that prints it.
+        stats = dataclasses.replace(self.sender.stats,
+                                    problems=list(self.sender.stats.problems))
+        return Report(self.produced, stats, path, error, replay)

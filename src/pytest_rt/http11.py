@@ -179,10 +179,9 @@ class Connection:
                 self._fill()
             size_text = self._buffer[:end].split(b";", 1)[0].strip()
             self._buffer = self._buffer[end + 2:]
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError("bad chunk size") from None
+            if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
+                raise ProtocolError("bad chunk size")  # int() would take -1, 0x1a, 1_0
+            size = int(size_text, 16)
             if size == 0:
                 while (end := self._buffer.find(b"\r\n")) != 0:  # trailers, then blank line
                     if end > 0:

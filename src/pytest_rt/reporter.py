@@ -47,7 +47,11 @@ class Reporter:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.distributed = self.config.pluginmanager.getplugin("dsession") is not None
-        self.delivery = Delivery(self.settings, self.job.run_id)
+        try:
+            self.delivery = Delivery(self.settings, self.job.run_id)
+        except Exception as exc:  # never the user's run: say so once, send nothing
+            self._say(f"delivery not started: {type(exc).__name__}: {exc}")
+            return
         if self.settings.insecure:
             self._say("--rt-insecure: HTTPS certificates of the receiver are NOT verified")
 

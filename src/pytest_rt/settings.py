@@ -26,6 +26,7 @@ DEFAULT_FLUSH_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_MSG = 20_000
 DEFAULT_SPOOL = ".pytest_rt"
+MAX_NUMBER = 86_400.0  # a day of seconds; far beyond any sane timeout
 JOB_FILE = "testgr_last_job.txt"
 _JOB_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _HEADER = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+):\s*(.*)$")
@@ -163,9 +164,11 @@ def _seed_conftest_values(config: pytest.Config) -> dict[str, Any]:
     conftests.sort(key=lambda mod: len(Path(mod.__file__ or "").parts))
     found: dict[str, Any] = {}
     for mod in conftests:
-        for name in ("endpoint", "show_errors"):
-            if name not in found and hasattr(mod, name):
-                found[name] = getattr(mod, name)
+        for name, kinds in (("endpoint", (str,)), ("show_errors", (bool, int, str))):
+            value = getattr(mod, name, None)
+            # Only the seed's plain values: a fixture called `endpoint` is not one.
+            if name not in found and isinstance(value, kinds):
+                found[name] = value
     return found
 
 
@@ -182,6 +185,10 @@ def _url(value: object, where: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise _usage(where, redact_url(text), "has an invalid port") from None
+    if any(c.isspace() or ord(c) < 32 or ord(c) > 126 for c in text):
+        # Sent as-is on the request line: a space would make every event a 400.
+        raise _usage(where, redact_url(text), "must be percent-encoded (no spaces or "
+                     "non-ASCII characters)")
     return text
 
 
@@ -196,13 +203,16 @@ def _bool(value: object, where: str) -> bool:
     raise _usage(where, value, "must be true or false")
 
 
-def _number(value: object, where: str, *, low: float, integer: bool = False) -> float:
+def _number(value: object, where: str, *, low: float, integer: bool = False,
+            high: float = MAX_NUMBER) -> float:
     try:
         number = int(str(value)) if integer else float(str(value))
     except ValueError:
         raise _usage(where, value, "must be a number") from None
     if not number >= low:  # also rejects NaN
         raise _usage(where, value, f"must be at least {low:g}")
+    if number > high:  # also rejects inf: sleeps and timeouts overflow
+        raise _usage(where, value, f"must be at most {high:g}")
     return number
 
 
@@ -288,7 +298,7 @@ def resolve(config: pytest.Config) -> Settings:
         kw["ca_bundle"] = path
     kw["insecure"] = bool(config.getoption("rt_insecure"))
     if found := src.get("rt_max_msg", ini="rt_max_msg"):
-        kw["max_msg"] = int(_number(*found, low=100, integer=True))
+        kw["max_msg"] = int(_number(*found, low=100, integer=True, high=10**9))
     redact = list(config.getoption("rt_redact")) or list(config.getini("rt_redact"))
     kw["redact"] = _patterns(redact, "--rt-redact")
     return Settings(**kw)

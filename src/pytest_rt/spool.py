@@ -104,9 +104,11 @@ class Journal:
         spool = directory / "spool"
         path = spool / f"{_safe(job_id)}.{run_id}{SUFFIX}"
         for attempt in range(3):
+            made = not directory.exists()
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # the leaf only gets mode
             spool.mkdir(exist_ok=True, mode=0o700)
-            _ignore_in_git(directory)
+            if made:  # a directory of the user's own is never marked, so never removed
+                _ignore_in_git(directory)
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
                 break
@@ -279,19 +281,27 @@ def _safe(job_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id)
 
 
+GITIGNORE = "# created by pytest-rt\n*\n"
+
+
 def _ignore_in_git(directory: Path) -> None:
     gitignore = directory / ".gitignore"
     if not gitignore.exists():
         with contextlib.suppress(OSError):
-            gitignore.write_text("# created by pytest-rt\n*\n")
+            gitignore.write_text(GITIGNORE)
 
 
 def _remove_empty(spool: Path) -> None:
-    """Leave nothing behind: drop spool/ and its parent when no journal is left."""
+    """Leave nothing behind: drop spool/, and its parent if pytest-rt made it and it is empty.
+
+    The parent counts as ours only while it holds nothing but the .gitignore we
+    wrote when we created it: a user's own directory is never removed.
+    """
     with contextlib.suppress(OSError):
         spool.rmdir()
         parent = spool.parent
-        if {p.name for p in parent.iterdir()} <= {".gitignore"}:
-            with contextlib.suppress(FileNotFoundError):
-                (parent / ".gitignore").unlink()
+        gitignore = parent / ".gitignore"
+        if [p.name for p in parent.iterdir()] == [".gitignore"] \
+                and gitignore.read_text() == GITIGNORE:
+            gitignore.unlink()
             parent.rmdir()

@@ -11,6 +11,7 @@ also keeps the plugin's dependencies at pytest alone.
 from __future__ import annotations
 
 import base64
+import math
 import socket
 import ssl
 import urllib.request
@@ -67,7 +68,13 @@ class Transport:
         netloc = parts.netloc.rpartition("@")[2]
         # What a plain-HTTP proxy is asked for: the absolute URL, without credentials.
         self.absolute = urlunsplit((parts.scheme, netloc, self.path, "", ""))
-        self.proxy, proxy_auth = _proxy_for(target.url, parts.scheme)
+        self.proxy_error: str | None = None
+        try:
+            self.proxy, proxy_auth = _proxy_for(target.url, parts.scheme)
+        except ValueError:  # e.g. HTTP_PROXY=http://proxy:abc; the run must go on
+            self.proxy, proxy_auth = None, None
+            self.proxy_error = f"the {parts.scheme.upper()}_PROXY setting is not a valid URL"
+        self._aborted = False
         self.headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         for name, value in target.headers:
             self.headers[name] = value
@@ -108,13 +115,16 @@ class Transport:
         Raises TransportError when not even the first answer came back.
         """
         timeout = self.target.timeout if timeout is None else max(timeout, 0.05)
+        if self._aborted or self.proxy_error:
+            raise TransportError(self.proxy_error or "delivery cut at the deadline",
+                                 persistent=True)
         if self._conn is not None:
             # A kept-alive connection the server has since closed fails at once:
             # try again on a fresh one (events are idempotent by event_id).
             try:
                 return self._post(bodies, timeout)
             except TransportError as exc:
-                if exc.args[0] not in _STALE:
+                if exc.args[0] not in _STALE or self._aborted:
                     raise
         return self._post(bodies, timeout)
 
@@ -160,7 +170,11 @@ class Transport:
         return context
 
     def abort(self) -> None:
-        """Unblock a request in progress from another thread (end-of-run deadline)."""
+        """Unblock a request in progress from another thread (end-of-run deadline).
+
+        No request starts after this, not even the retry of a connection it reset.
+        """
+        self._aborted = True
         conn = self._conn
         if conn is not None:
             conn.shutdown()
@@ -205,7 +219,8 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     except ValueError:
         return None  # an HTTP date: rare from a receiver; fall back to our own backoff
 

@@ -180,7 +180,7 @@ class Reporter:
             try:
                 self.settings.job_file.write_text(self.settings.job_id)
             except OSError as exc:
-                self.report.stats.problem(f"cannot write {self.settings.job_file}: {exc.strerror}")
+                self._say(f"cannot write {self.settings.job_file}: {exc.strerror}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:

@@ -81,3 +81,13 @@ def test_without_rt_nothing_beyond_the_hooks_is_imported(pytester, receiver, spa
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *spare)
     result.assert_outcomes(passed=1)
     assert receiver.requests == 0
+
+
+def test_a_job_file_that_cannot_be_written_is_said_even_when_all_was_delivered(rt, receiver):
+    rt.pytester.makepyfile(test_mod="def test_ok():\n    pass\n")
+    blocked = rt.pytester.path / "not_a_dir"
+    blocked.write_text("")
+    result = rt.run("--rt-job-file", str(blocked / "job.txt"))
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([f"pytest-rt: cannot write {blocked / 'job.txt'}*"])

@@ -9,7 +9,8 @@ can wait on the network happens here, in one background thread (or, for
   is dropped; the head of the stream is retried after an exponential backoff
   with jitter (or the server's Retry-After), one probe at a time, so a dead
   receiver costs no timeout per event. It resumes in order when back.
-- 401/403: delivery stops for the run; events stay in the spool for replay.
+- 401/403/407, a redirect, or a 404/405 before any event was taken: delivery
+  stops for the run; events stay in the spool for replay.
 - other 4xx: the event is rejected and not retried (a batch is first split,
   so one bad event does not take its neighbours with it).
 """
@@ -67,7 +68,6 @@ class Sender:
         self.closing = False
         self.deadline = float("inf")
         self.stopped = False  # 401/403: deliver nothing more
-        self.down = False
         self._failures = 0
         self._split = 0  # events to send one by one after a rejected batch
         self._limit = MAX_BATCH_EVENTS
@@ -148,7 +148,6 @@ class Sender:
             why = f"cannot reach {self.display_url}: {exc}"
             self._gone = closing and exc.persistent
             if self._gone:
-                self.down = True
                 self.stats.problem(why)
             else:
                 self._retry_later(why, None)
@@ -219,11 +218,9 @@ class Sender:
             self._saved = now
         if self.on_ack is not None:
             self.on_ack(self.acked)
-        self.down = False
         self._failures = 0
 
     def _retry_later(self, why: str, retry_after: float | None) -> None:
-        self.down = True
         self._failures += 1
         self.stats.retried += 1
         self.stats.problem(why)

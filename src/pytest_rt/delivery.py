@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_rt import forking
 from pytest_rt.sender import Sender, Stats
 from pytest_rt.settings import Settings
 from pytest_rt.spool import Journal, MemorySpool
@@ -55,6 +56,9 @@ def target_for(settings: Settings) -> HttpTarget:
 class Delivery:
     """Owns the spool and the sender thread of one run."""
 
+    # Set in a forked child (forking.py): the thread, journal and socket are the parent's.
+    forked = False
+
     def __init__(self, settings: Settings, run_id: str) -> None:
         self.settings = settings
         self.spool_error: str | None = None
@@ -73,6 +77,7 @@ class Delivery:
         self.thread = threading.Thread(target=self._send, name="pytest-rt-sender",
                                        daemon=True)
         self.thread.start()
+        forking.track(self)
 
     def _send(self) -> None:
         try:
@@ -83,6 +88,8 @@ class Delivery:
             self.sender.stats.problem(f"delivery stopped: {type(exc).__name__}: {exc}")
 
     def emit(self, event: dict[str, Any]) -> None:
+        if self.forked:
+            return
         line = _encode(event).encode()
         with self._lock:  # hooks may come from more than one thread (rare; be safe)
             self.spool.append(line)
@@ -91,6 +98,8 @@ class Delivery:
 
     def finish(self) -> Report:
         """Deliver what is left within the flush timeout; keep the rest on disk."""
+        if self.forked:  # the parent delivers, and removes its journal, not this child
+            return Report(0, Stats(), None, None, None)
         timeout = self.settings.flush_timeout
         self.sender.close(timeout)
         try:

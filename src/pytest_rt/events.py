@@ -55,6 +55,16 @@ def location_from_nodeid(nodeid: str) -> str:
     return ".".join(parts[1:]) if len(parts) > 1 else parts[0]
 
 
+def description_of(item: Any) -> str | None:
+    """A test's ``description``: its function's docstring, stripped; None without one.
+
+    The one rule for serial runs and for xdist workers (descriptions.py), so the
+    two send the same text for the same test.
+    """
+    doc = getattr(getattr(item, "obj", None), "__doc__", None)
+    return doc.strip() if isinstance(doc, str) else None
+
+
 def test_uuid(nodeid: str, custom_id: str | None) -> str:
     """Testgr's per-test uuid: stable per test when a custom id is set, as upstream did."""
     if custom_id:

@@ -13,6 +13,7 @@ from pytest_rt.settings import add_options
 
 REPORTER = "pytest-rt-reporter"
 XDIST_HOOKS = "pytest-rt-xdist"
+DESCRIPTIONS = "pytest-rt-descriptions"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -23,8 +24,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("rt", False):
         return
-    if hasattr(config, "workerinput"):
-        return  # an xdist worker: the controller sends, from the reports xdist relays
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        # An xdist worker: the controller sends, from the reports xdist relays. The worker
+        # only hands over the docstrings the controller cannot import (descriptions.py).
+        from pytest_rt.descriptions import KEY, WorkerDescriptions
+
+        if isinstance(workerinput.get(KEY), str):
+            config.pluginmanager.register(WorkerDescriptions(workerinput[KEY]), DESCRIPTIONS)
+        return
     if config.getoption("collectonly", False) or config.getoption("setuponly", False):
         return  # no test runs (--collect-only, --setup-only, --setup-plan): nothing is sent
     from pytest_rt.reporter import Reporter, XdistHooks
@@ -44,5 +52,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     reporter.close()
     config.pluginmanager.unregister(name=REPORTER)
-    if config.pluginmanager.get_plugin(XDIST_HOOKS) is not None:
+    xdist_hooks = config.pluginmanager.get_plugin(XDIST_HOOKS)
+    if xdist_hooks is not None:
+        xdist_hooks.close()
         config.pluginmanager.unregister(name=XDIST_HOOKS)

@@ -18,6 +18,7 @@ import pytest
 
 from pytest_rt import __version__, events
 from pytest_rt.delivery import Delivery, Report
+from pytest_rt.descriptions import DescriptionFiles
 from pytest_rt.events import Job, Limits, TestResult
 from pytest_rt.settings import Settings
 
@@ -76,18 +77,21 @@ class Reporter:
         if not self.distributed:
             self._start_run([self._entry_for_item(item) for item in session.items])
 
-    def collected_ids(self, ids: list[str], workers: int) -> None:
-        """xdist: the controller never collects; a worker's collection is the list."""
+    def collected_ids(self, ids: list[str], workers: int,
+                      descriptions: dict[str, str] | None = None) -> None:
+        """xdist: the controller never collects; a worker's collection is the list, and
+        the worker's descriptions (descriptions.py) their docstrings."""
         self.workers = workers
         if not self.run_started:
-            self._start_run([self._entry(nodeid) for nodeid in ids])
+            docs = descriptions or {}
+            self._start_run([self._entry(nodeid, description=docs.get(nodeid))
+                             for nodeid in ids])
 
     def _entry_for_item(self, item: pytest.Item) -> dict[str, Any]:
-        doc = getattr(getattr(item, "obj", None), "__doc__", None)
         return self._entry(
             item.nodeid,
             location=item.location[2],
-            description=doc.strip() if isinstance(doc, str) else None,
+            description=events.description_of(item),
             markers=_marker_names(item),
         )
 
@@ -245,6 +249,14 @@ class XdistHooks:
 
     def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
+        self.descriptions = DescriptionFiles(reporter.job.run_id)
+
+    def close(self) -> None:
+        """pytest_unconfigure: every worker is gone; remove what they wrote for us."""
+        self.descriptions.close()
+
+    def pytest_configure_node(self, node: Any) -> None:
+        self.descriptions.configure(node)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -270,4 +282,7 @@ class XdistHooks:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         dsession = self.reporter.config.pluginmanager.getplugin("dsession")
         specs = getattr(getattr(dsession, "nodemanager", None), "specs", None) or []
-        self.reporter.collected_ids(list(ids), len(specs))
+        # Only the first worker's collection becomes startTestRun; later ones' files
+        # are just removed, not read.
+        docs = self.descriptions.take(node, wanted=not self.reporter.run_started)
+        self.reporter.collected_ids(list(ids), len(specs), docs)

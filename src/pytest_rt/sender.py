@@ -9,8 +9,10 @@ can wait on the network happens here, in one background thread (or, for
   is dropped; the head of the stream is retried after an exponential backoff
   with jitter (or the server's Retry-After), one probe at a time, so a dead
   receiver costs no timeout per event. It resumes in order when back.
-- 401/403/407, a redirect, or a 404/405 before any event was taken: delivery
-  stops for the run; events stay in the spool for replay.
+- 401/403/407, a proxy's 4xx to CONNECT, a redirect, or a 404/405 before any
+  event was taken: delivery stops for the run; events stay in the spool for
+  replay. A 404/405 once events were taken is a receiver mid-deploy (behind a
+  load balancer): retried like a 503.
 - other 4xx: the event is rejected and not retried (a batch is first split,
   so one bad event does not take its neighbours with it).
 """
@@ -23,8 +25,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pytest_rt.settings import redact_url
 from pytest_rt.spool import Source
-from pytest_rt.transport import Answer, Transport, TransportError
+from pytest_rt.transport import Answer, HttpTarget, Transport, TransportError
 
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 1 << 20
@@ -53,14 +56,15 @@ class Sender:
     """Moves events from a Source to a Transport, in order, until told to stop."""
 
     def __init__(self, source: Source, transport: Transport, *, batch: bool | None,
-                 display_url: str, start: int = 0) -> None:
+                 display_url: str, start: int = 0, produced: int | None = None,
+                 on_ack: Callable[[int], None] | None = None) -> None:
         self.source = source
         self.transport = transport
         self.forced_batch = batch
         self.batching = bool(batch)
         self.display_url = display_url
         self.acked = start
-        self.produced = start  # raised by the producer as it appends
+        self.produced = start if produced is None else produced  # raised by notify()
         self.stats = Stats()
         self.wake = threading.Event()  # set by the producer for each event
         self._interrupt = threading.Event()  # set by close(): cuts a backoff short
@@ -76,7 +80,15 @@ class Sender:
         self._pipelining = False
         self._no_pipelining = False
         self._saved = float("-inf")  # when the acknowledged count was last saved
-        self.on_ack: Callable[[int], None] | None = None  # replay's progress bar
+        self.on_ack = on_ack  # replay's progress bar
+
+    @classmethod
+    def to(cls, target: HttpTarget, source: Source, *, batch: bool | None, start: int = 0,
+           produced: int | None = None,
+           on_ack: Callable[[int], None] | None = None) -> Sender:
+        """The one way a run and `pytest-rt replay` wire a Transport to a Sender."""
+        return cls(source, Transport(target), batch=batch, display_url=redact_url(target.url),
+                   start=start, produced=produced, on_ack=on_ack)
 
     # -- the producer's side ---------------------------------------------------------
 
@@ -146,6 +158,9 @@ class Sender:
             answers = self.transport.post_many(bodies, timeout=timeout)
         except TransportError as exc:
             why = f"cannot reach {self.display_url}: {exc}"
+            if exc.refused is not None:
+                self._stop(f"cannot be reached: {exc}")
+                return 0
             self._gone = closing and exc.persistent
             if self._gone:
                 self.stats.problem(why)
@@ -178,7 +193,8 @@ class Sender:
             if answer.batch_ok and self.forced_batch is None:
                 self.batching = True
             return len(lines)
-        if status in (408, 429) or status >= 500:
+        mid_deploy = status in (404, 405) and self.stats.delivered > 0
+        if status in (408, 429) or status >= 500 or mid_deploy:
             self._retry_later(f"{self.display_url} answered {status}", answer.retry_after)
             return 0
         if status in (401, 403, 407):

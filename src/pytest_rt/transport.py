@@ -14,12 +14,14 @@ import base64
 import math
 import socket
 import ssl
+import time
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pytest_rt import __version__
-from pytest_rt.http11 import Connection, Response
+from pytest_rt.http11 import Connection, RefusedTunnel, Response
 
 BATCH_HEADER = "X-Pytest-RT-Batch"
 _STALE = ("connection closed without an answer", "connection reset", "BrokenPipeError")
@@ -39,10 +41,13 @@ class Answer:
 class TransportError(Exception):
     """The request got no HTTP answer: refused, reset, timed out, bad TLS..."""
 
-    def __init__(self, message: str, *, persistent: bool = False) -> None:
+    def __init__(self, message: str, *, persistent: bool = False,
+                 refused: int | None = None) -> None:
         super().__init__(message)
         # Refused, no such host, untrusted certificate: not worth waiting out at the end.
         self.persistent = persistent
+        # A proxy's 4xx to CONNECT (407: its credentials): no point trying again.
+        self.refused = refused
 
 
 @dataclass
@@ -53,6 +58,14 @@ class HttpTarget:
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     ca_bundle: str | None = None
     insecure: bool = False
+
+    def recorded(self) -> dict[str, Any]:
+        """What a journal keeps of this target, so replay reaches what the run reached.
+
+        Never a secret: no token, and of the extra headers only their names.
+        """
+        return {"timeout": self.timeout, "ca_bundle": self.ca_bundle,
+                "insecure": self.insecure, "header_names": [name for name, _ in self.headers]}
 
 
 class Transport:
@@ -131,14 +144,19 @@ class Transport:
     def _post(self, bodies: list[bytes], timeout: float) -> list[Answer]:
         if self._head is None:
             raise TransportError("a header value contains a line break", persistent=True)
+        # One deadline for the whole request: connect, TLS, tunnel, send and answers.
+        deadline = time.monotonic() + timeout
         try:
-            conn = self._connection(timeout)
-            responses = conn.post_many(self._head, bodies, timeout)
+            conn = self._connection(deadline)
+            responses = conn.post_many(self._head, bodies, max(deadline - time.monotonic(), 0.001))
         except (OSError, ValueError) as exc:
             self.close()
-            persistent = isinstance(exc, ConnectionRefusedError | socket.gaierror | ValueError
-                                    | ssl.SSLCertVerificationError)
-            raise TransportError(self._scrub(_describe(exc)), persistent=persistent) from None
+            refused = exc.status if isinstance(exc, RefusedTunnel) and exc.status < 500 else None
+            persistent = refused is not None or isinstance(
+                exc, ConnectionRefusedError | socket.gaierror | ValueError
+                | ssl.SSLCertVerificationError)
+            raise TransportError(self._scrub(_describe(exc)), persistent=persistent,
+                                 refused=refused) from None
         if conn.broken or responses[-1].will_close:
             self.close()
         return [_answer(response) for response in responses]
@@ -153,13 +171,19 @@ class Transport:
             return self.absolute
         return self.path
 
-    def _connection(self, timeout: float) -> Connection:
+    def _connection(self, deadline: float) -> Connection:
+        if self._conn is not None and not self._conn.reusable():
+            # The server closed it, or sent what no request asked for: a new one.
+            self.close()
         if self._conn is None:
             host, port = (self.proxy if self.proxy else (self.host, self.port))
             tunnel = (self.host, self.port) if self.https and self.proxy else None
-            self._conn = Connection.open(
-                host, port, timeout, tls=self._tls_context() if self.https else None,
-                tls_host=self.host, tunnel=tunnel, tunnel_headers=self.tunnel_headers)
+            # Held before connecting, so that abort() can cut the connect itself.
+            conn = self._conn = Connection()
+            if self._aborted:  # abort() came between the check and here
+                conn.cut()
+            conn.connect(host, port, deadline, tls=self._tls_context() if self.https else None,
+                         tls_host=self.host, tunnel=tunnel, tunnel_headers=self.tunnel_headers)
         return self._conn
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -177,7 +201,7 @@ class Transport:
         self._aborted = True
         conn = self._conn
         if conn is not None:
-            conn.shutdown()
+            conn.cut()
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -9,19 +9,36 @@ acknowledged is always a prefix; its length is kept beside the journal in
 
 The sender reads the journal back instead of holding a queue in memory, so the
 memory a backlog costs is one batch, however long the receiver is away.
+
+Portable: Linux and macOS lock with ``flock``; where there is no ``fcntl``
+(Windows) the lock is a ``<name>.lock`` file (see ``_lock``). Where there is no
+``os.pread`` (Windows) the reader has its own file descriptor.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
+import errno
 import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+try:
+    import fcntl
+except ImportError:  # Windows: the lock is a lock file instead (see _lock)
+    _flock: Callable[[int, int], None] | None = None
+else:
+    _flock = fcntl.flock
+
+# Windows has no pread; reads then go through a read-only fd of their own.
+_pread: Callable[[int, int, int], bytes] | None = getattr(os, "pread", None)
+# Windows opens files in text mode unless told otherwise: "\n" would be written as "\r\n".
+_BINARY: int = getattr(os, "O_BINARY", 0)
 
 HEADER_KEY = "pytest_rt_spool"
 SUFFIX = ".jsonl"
@@ -81,14 +98,25 @@ def _take(lines: list[bytes], max_bytes: int) -> list[bytes]:
 class Journal:
     """An append-only journal file of one run's events, plus its acknowledged count."""
 
-    def __init__(self, path: Path, fd: int, acked: int = 0) -> None:
+    def __init__(self, path: Path, fd: int, lock: int, acked: int = 0) -> None:
+        """Take over `fd` (the journal, open for appending) and `lock` (from `_lock`)."""
         self.path = path
         self.fd = fd
+        self._lock: int | None = lock
+        # Without pread, reads need a position of their own: seeking the O_APPEND fd would
+        # race with the test thread's writes (Windows' C runtime seeks it before each write).
+        # Only one thread reads at a time (the sender; replay has no other).
+        self._rfd = -1 if _pread is not None else os.open(path, os.O_RDONLY | _BINARY)
         self.acked = acked
         self._ack_written = acked
         # Read cursor: the sender reads sequentially; keep where line `_index` starts.
         self._index = 0
-        self._offset = self._header_end()
+        try:
+            self._offset = self._header_end()
+        except OSError:
+            if self._rfd >= 0:  # the rest is the caller's
+                os.close(self._rfd)
+            raise
         self._ahead: collections.deque[bytes] = collections.deque()
         self._ahead_end = self._offset
         # Lines that could not be written (disk full): kept in memory from line `_on_disk`
@@ -110,44 +138,66 @@ class Journal:
             if made:  # a directory of the user's own is never marked, so never removed
                 _ignore_in_git(directory)
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | _BINARY,
+                             0o600)
                 break
             except FileNotFoundError:
                 # Another run sharing the directory removed it as it finished: again.
                 if attempt == 2:
                     raise
+        lock = None
         try:
             # Held for the run's life, so a concurrent `pytest-rt replay` leaves it alone.
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock = _lock(path)
+            if lock is None:  # a replay that found the journal before its header
+                raise BlockingIOError(errno.EAGAIN, "locked by another process", str(path))
             header = {HEADER_KEY: 1, "url": url, "job_id": job_id, "run_id": run_id,
                       "created": time.time(), "pid": os.getpid()}
             _write_all(fd, json.dumps(header).encode() + b"\n")
+            return cls(path, fd, lock)
         except OSError:
-            os.close(fd)
-            path.unlink()
+            os.close(fd)  # before the unlink: Windows removes no file that is open
+            try:
+                path.unlink()
+            finally:
+                if lock is not None:
+                    _unlock(path, lock)
             raise
-        return cls(path, fd)
 
     @classmethod
     def open_existing(cls, path: Path) -> Journal | None:
         """Open a journal for replay; None when another process holds it."""
-        fd = os.open(path, os.O_RDWR | os.O_APPEND)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        lock = _lock(path)
+        if lock is None:
             return None
-        return cls(path, fd, acked=read_acked(path))
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | _BINARY)
+        except OSError:  # e.g. sent and removed meanwhile, by another replay
+            _unlock(path, lock)
+            raise
+        try:
+            return cls(path, fd, lock, acked=read_acked(path))
+        except OSError:
+            os.close(fd)
+            _unlock(path, lock)
+            raise
+
+    def _read_at(self, size: int, offset: int) -> bytes:
+        """Up to `size` bytes of the journal from `offset` (fewer at its end)."""
+        if _pread is not None:
+            return _pread(self.fd, size, offset)
+        os.lseek(self._rfd, offset, os.SEEK_SET)
+        return os.read(self._rfd, size)
 
     def header(self) -> dict[str, Any]:
-        first = os.pread(self.fd, 65536, 0).split(b"\n", 1)[0]
+        first = self._read_at(65536, 0).split(b"\n", 1)[0]
         data = json.loads(first)
         if not isinstance(data, dict) or HEADER_KEY not in data:
             raise ValueError(f"{self.path} is not a pytest-rt spool file")
         return data
 
     def _header_end(self) -> int:
-        first = os.pread(self.fd, 65536, 0)
+        first = self._read_at(65536, 0)
         return first.index(b"\n") + 1 if b"\n" in first else 0
 
     # -- producing and consuming ------------------------------------------------------
@@ -169,7 +219,7 @@ class Journal:
         """Events in the journal (reads it through)."""
         total = 0
         offset = self._header_end()
-        while chunk := os.pread(self.fd, 1 << 20, offset):
+        while chunk := self._read_at(1 << 20, offset):
             total += chunk.count(b"\n")
             offset += len(chunk)
         return total
@@ -188,10 +238,10 @@ class Journal:
 
     def _fill(self, max_bytes: int) -> None:
         """Read complete lines after the read-ahead into it."""
-        chunk = os.pread(self.fd, max(max_bytes, 65536), self._ahead_end)
+        chunk = self._read_at(max(max_bytes, 65536), self._ahead_end)
         end = chunk.rfind(b"\n") + 1
         while not end and chunk:  # one event larger than the chunk: read it whole
-            more = os.pread(self.fd, 1 << 20, self._ahead_end + len(chunk))
+            more = self._read_at(1 << 20, self._ahead_end + len(chunk))
             if not more:
                 return  # still being written
             chunk += more
@@ -226,7 +276,7 @@ class Journal:
 
     def _write_acked(self) -> None:
         tmp = self.path.with_suffix(".acked.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _BINARY, 0o600)  # owner only
         try:
             # Counted in lines on disk: those kept in memory are not in the file.
             on_disk = self.acked if self._overflow is None else min(self.acked, self._on_disk)
@@ -244,15 +294,77 @@ class Journal:
         """
         on_disk = produced if self._overflow is None else self._on_disk
         if self.acked >= on_disk:
+            self._close_files()  # first: Windows removes no file that is open, even by us
             for path in (self.path.with_suffix(".acked"), self.path):
                 path.unlink(missing_ok=True)  # (someone may have cleaned up under us)
+            self._release()  # last: no replay may take a journal that is being removed
             _remove_empty(self.path.parent)
             return True
         self.save_acked()
         return False
 
     def close(self) -> None:
-        os.close(self.fd)
+        """Close the journal and release its lock (again: nothing happens)."""
+        self._close_files()
+        self._release()
+
+    def _close_files(self) -> None:
+        for fd in (self.fd, self._rfd):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self._rfd = -1
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            _unlock(self.path, self._lock)
+            self._lock = None
+
+
+def _lock(journal: Path) -> int | None:
+    """Lock a journal against other processes: an fd to keep open while holding it, or
+    None when another process holds it. `_unlock` releases it.
+
+    With fcntl: flock on an fd of the journal's own (closing the journal's other fds
+    keeps it), released by the kernel when the holder dies. Without (Windows): the
+    lock is `<name>.lock`, created with O_EXCL and kept open by its holder. Windows
+    removes no file another process has open, so a lock file that can be removed was
+    left by a dead holder (a kill, a crash) and is taken over; one that can't is held.
+    (On Linux an open file can be removed: this fallback does not hold there.)
+    """
+    if _flock is not None:
+        fd = os.open(journal, os.O_RDWR | _BINARY)  # (NFS takes LOCK_EX only on a writable fd)
+        try:
+            _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+    lock = journal.with_suffix(".lock")
+    for _ in range(2):
+        try:
+            return os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o600)
+        except FileExistsError:
+            try:
+                lock.unlink()
+            except FileNotFoundError:
+                pass  # its holder just released it
+            except PermissionError:
+                return None  # open in a live process
+    return None  # another process took it over between our unlink and create
+
+
+def _unlock(journal: Path, lock: int) -> None:
+    os.close(lock)
+    if _flock is None:
+        # Closed first: Windows would not remove it while open. (Another process may
+        # take it over in between and lose it here: at worst two replays send the same
+        # events, which receivers drop by event_id.) A lock file that can't be removed
+        # is only stale: the next replay removes it.
+        with contextlib.suppress(OSError):
+            journal.with_suffix(".lock").unlink()
 
 
 def _write_all(fd: int, data: bytes) -> None:

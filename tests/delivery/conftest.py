@@ -7,14 +7,51 @@ docs/protocol.md tells receivers to.
 
 from __future__ import annotations
 
+import os
+import runpy
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 # The helpers' asserts explain themselves too (the package is `delivery`: tests/ is no package).
 pytest.register_assert_rewrite("delivery.helpers")
+
+# PYTEST_RT_TEST_NO_FCNTL=1: the delivery tests as on Windows (no fcntl, no os.pread), in
+# this process and in every Python they start. (Conftests load before test modules import
+# pytest_rt.spool; the plugin's entry point imports no more than plugin.py and settings.py.)
+AS_ON_WINDOWS = os.environ.get("PYTEST_RT_TEST_NO_FCNTL") == "1"
+SITE = Path(__file__).with_name("as_on_windows")
+if AS_ON_WINDOWS:
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SITE),
+                                                             os.environ.get("PYTHONPATH")]))
+    runpy.run_path(str(SITE / "sitecustomize.py"))
+    if getattr(sys.modules.get("pytest_rt.spool"), "_flock", None) is not None:
+        raise pytest.UsageError("PYTEST_RT_TEST_NO_FCNTL=1: pytest_rt.spool was imported "
+                                "with fcntl; put tests/delivery/as_on_windows on PYTHONPATH")
+
+NEEDS_FLOCK = ("needs flock: without fcntl the lock is a lock file, which Windows keeps while "
+               "it is open but Linux lets replay remove")
+SKIPPED_AS_ON_WINDOWS = {
+    "test_a_journal_in_use_is_left_alone": NEEDS_FLOCK,
+    "test_replay_leaves_the_journal_of_a_running_pytest_alone": NEEDS_FLOCK,
+    "test_a_sender_that_fails_inside_stops_delivery_not_the_tests":
+        "breaks reads through journal.fd, which reads don't use without os.pread "
+        "(test_portability breaks the reader's own fd instead)",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not AS_ON_WINDOWS:
+        return
+    here = Path(__file__).parent
+    for item in items:
+        reason = SKIPPED_AS_ON_WINDOWS.get(getattr(item, "originalname", item.name))
+        if reason is not None and here in item.path.parents:
+            item.add_marker(pytest.mark.skip(reason=f"as on Windows: {reason}"))
 
 
 def _killable(rec: Any) -> Any:

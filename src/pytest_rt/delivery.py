@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import shlex
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from pytest_rt import forking
 from pytest_rt.sender import Sender, Stats
 from pytest_rt.settings import Settings
 from pytest_rt.spool import Journal, MemorySpool
-from pytest_rt.transport import HttpTarget, Transport
+from pytest_rt.transport import HttpTarget
 
 # One encoder for the run: json.dumps would build one per event, on the test thread.
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
@@ -40,6 +41,15 @@ class Report:
     @property
     def undelivered(self) -> int:
         return self.produced - self.stats.delivered
+
+
+def _quote(arg: str) -> str:
+    """One argument as the user's shell takes it (cmd.exe knows no single quotes)."""
+    if sys.platform == "win32":
+        import subprocess
+
+        return subprocess.list2cmdline([arg])
+    return shlex.quote(arg)
 
 
 def target_for(settings: Settings) -> HttpTarget:
@@ -63,15 +73,16 @@ class Delivery:
         self.settings = settings
         self.spool_error: str | None = None
         self.spool: Journal | MemorySpool
+        target = target_for(settings)
         try:
-            self.spool = Journal.create(settings.spool_dir, settings.job_id, run_id, settings.url)
+            self.spool = Journal.create(settings.spool_dir, settings.job_id, run_id, settings.url,
+                                        connection=target.recorded())
         except OSError as exc:
             # Unwritable spool: keep delivering from memory, and say so once.
             self.spool_error = f"cannot write the spool in {settings.spool_dir} ({exc.strerror})"
             self.spool = MemorySpool()
-        self.transport = Transport(target_for(settings))
-        self.sender = Sender(self.spool, self.transport, batch=settings.batch,
-                             display_url=settings.display_url)
+        self.sender = Sender.to(target, self.spool, batch=settings.batch)
+        self.transport = self.sender.transport
         self.produced = 0
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._send, name="pytest-rt-sender",
@@ -125,7 +136,7 @@ class Delivery:
     def _report(self, left: bool, path: Path | None) -> Report:
         replay = None
         if left and path is not None:
-            replay = f"pytest-rt replay {shlex.quote(str(path))}"
+            replay = f"pytest-rt replay {_quote(str(path))}"
             if self.settings.token:
                 replay += "  (with PYTEST_RT_TOKEN set)"
         error = self.spool_error

@@ -13,12 +13,16 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from pytest_rt.sender import Sender
-from pytest_rt.settings import DEFAULT_SPOOL, redact_url
+from pytest_rt.settings import DEFAULT_SPOOL, MAX_NUMBER, parse_headers, redact_url
 from pytest_rt.spool import Journal, pending_journals
-from pytest_rt.transport import HttpTarget, Transport
+from pytest_rt.transport import HttpTarget
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,14 +32,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="bearer token (default: env PYTEST_RT_TOKEN)")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="give up on a journal after this many seconds (default 60)")
+    # The run's own connection settings are in each journal; these override them.
+    parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                        help="extra request header, repeatable (the run's header names are "
+                             "recorded, their values are not)")
+    parser.add_argument("--ca-bundle", help="CA bundle for HTTPS (default: the run's)")
+    parser.add_argument("--insecure", action="store_true", default=None,
+                        help="don't verify HTTPS certificates (default: as the run did)")
+    parser.add_argument("--request-timeout", type=float, metavar="SECONDS",
+                        help="timeout of one request (default: the run's --rt-timeout)")
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line says about the connection; None: as the run did."""
+
+    url: str | None = None
+    token: str | None = field(default=None, repr=False)
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    ca_bundle: str | None = None
+    insecure: bool | None = None
+    timeout: float | None = None
 
 
 def run(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get("PYTEST_RT_TOKEN") or None
+    try:
+        headers = parse_headers(args.header, "--header")
+    except pytest.UsageError as exc:
+        print(f"pytest-rt replay: {str(exc).removeprefix('pytest-rt: ')}", file=sys.stderr)
+        return 2
+    overrides = Overrides(url=args.url, token=args.token or os.environ.get("PYTEST_RT_TOKEN"),
+                          headers=headers, ca_bundle=args.ca_bundle, insecure=args.insecure,
+                          timeout=args.request_timeout)
     journals = [j for p in (args.paths or [Path(DEFAULT_SPOOL)]) for j in _existing(p)]
     left = 0
     for path in journals:
-        left += replay_one(path, args.url, token, args.timeout)
+        left += replay_one(path, overrides, args.timeout)
     if not journals:
         print("pytest-rt replay: nothing to send")
     return 0 if left == 0 else 1
@@ -47,7 +79,34 @@ def _existing(path: Path) -> list[Path]:
     return pending_journals(path)
 
 
-def replay_one(path: Path, url: str | None, token: str | None, timeout: float) -> int:
+def target_of(header: dict[str, Any], given: Overrides) -> HttpTarget:
+    """Where and how to send a journal: as its run did, unless told otherwise.
+
+    The run's TLS settings (CA bundle, --rt-insecure) go with its URL only: sent
+    elsewhere with --url, a journal's `insecure` must not switch verification off.
+    """
+    url = given.url or str(header["url"])
+    recorded: dict[str, Any] = header.get("connection") or {}
+    if not isinstance(recorded, dict) or (given.url and given.url != header["url"]):
+        recorded = {}
+    timeout = given.timeout or recorded.get("timeout")
+    if not isinstance(timeout, int | float) or not 0.05 <= timeout <= MAX_NUMBER:
+        timeout = HttpTarget.timeout
+    ca_bundle = given.ca_bundle or recorded.get("ca_bundle")
+    insecure = given.insecure if given.insecure is not None else recorded.get("insecure")
+    return HttpTarget(url=url, timeout=float(timeout), token=given.token or None,
+                      headers=given.headers,
+                      ca_bundle=ca_bundle if isinstance(ca_bundle, str) else None,
+                      insecure=insecure is True)
+
+
+def _missing_headers(header: dict[str, Any], given: Overrides) -> list[str]:
+    recorded = (header.get("connection") or {}).get("header_names") or []
+    have = {name.lower() for name, _ in given.headers}
+    return [str(name) for name in recorded if str(name).lower() not in have]
+
+
+def replay_one(path: Path, given: Overrides, timeout: float) -> int:
     """Replay one journal; return how many events are still pending (1 for a foreign file)."""
     try:
         journal = Journal.open_existing(path)
@@ -62,18 +121,16 @@ def replay_one(path: Path, url: str | None, token: str | None, timeout: float) -
         except ValueError:  # not ours, or cut before its header was written
             print(f"pytest-rt replay: {path} is not a pytest-rt spool file; skipped")
             return 1
-        target_url = url or str(header["url"])
+        target = target_of(header, given)
+        target_url = target.url
         total = journal.count()
         journal.acked = min(journal.acked, total)  # a stale or foreign .acked file
-        transport = Transport(HttpTarget(url=target_url, token=token))
-        sender = Sender(journal, transport, batch=None, display_url=redact_url(target_url),
-                        start=journal.acked)
-        sender.produced = total
         progress = _progress(total, journal.acked)
-        sender.on_ack = progress
+        sender = Sender.to(target, journal, batch=None, start=journal.acked, produced=total,
+                           on_ack=progress)
         sender.close(timeout)
         sender.run()
-        transport.close()
+        sender.transport.close()
         journal.save_acked()
         progress(sender.acked, final=True)
         left = total - sender.acked
@@ -84,6 +141,9 @@ def replay_one(path: Path, url: str | None, token: str | None, timeout: float) -
         else:
             for problem in sender.stats.problems:
                 print(f"pytest-rt replay: {problem}")
+            for name in _missing_headers(header, given):
+                print(f"pytest-rt replay: the run sent a {name} header; if the receiver needs "
+                      f"it, pass it again with --header '{name}: ...'")
             print(f"pytest-rt replay: {path.name}: {left} events still pending")
         return left
     finally:

@@ -226,14 +226,15 @@ def _custom_data(value: object, where: str) -> dict[str, Any]:
     return data
 
 
-def _headers(values: list[str]) -> tuple[tuple[str, str], ...]:
+def parse_headers(values: list[str], option: str = "--rt-header") -> tuple[tuple[str, str], ...]:
+    """'Name: value' strings as (name, value) pairs; UsageError naming the option."""
     headers: list[tuple[str, str]] = []
     for raw in values:
         match = _HEADER.match(raw)
         if not match or any(c in raw for c in "\r\n\0"):
             # Nothing of the value is echoed: a header often carries a secret.
             raise pytest.UsageError(
-                f"pytest-rt: --rt-header: the {len(headers) + 1}. header must look like "
+                f"pytest-rt: {option}: the {len(headers) + 1}. header must look like "
                 "'Name: value' on one line (not shown: it may hold a secret)"
             )
         headers.append((match.group(1), match.group(2)))
@@ -290,7 +291,7 @@ def resolve(config: pytest.Config) -> Settings:
             raise pytest.UsageError(f"pytest-rt: {found[1]}: the token contains a line break "
                                     "(not shown: it is a secret)")
         kw["token"] = token
-    kw["headers"] = _headers(config.getoption("rt_header"))
+    kw["headers"] = parse_headers(config.getoption("rt_header"))
     if found := src.get("rt_ca_bundle"):
         path = Path(str(found[0]))
         if not path.is_file():

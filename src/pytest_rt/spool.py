@@ -128,7 +128,8 @@ class Journal:
     # -- creating and opening ---------------------------------------------------------
 
     @classmethod
-    def create(cls, directory: Path, job_id: str, run_id: str, url: str) -> Journal:
+    def create(cls, directory: Path, job_id: str, run_id: str, url: str,
+               connection: dict[str, Any] | None = None) -> Journal:
         spool = directory / "spool"
         path = spool / f"{_safe(job_id)}.{run_id}{SUFFIX}"
         for attempt in range(3):
@@ -151,8 +152,9 @@ class Journal:
             lock = _lock(path)
             if lock is None:  # a replay that found the journal before its header
                 raise BlockingIOError(errno.EAGAIN, "locked by another process", str(path))
+            # `connection`: how to reach the URL, for replay (nothing secret in it).
             header = {HEADER_KEY: 1, "url": url, "job_id": job_id, "run_id": run_id,
-                      "created": time.time(), "pid": os.getpid()}
+                      "created": time.time(), "pid": os.getpid(), "connection": connection}
             _write_all(fd, json.dumps(header).encode() + b"\n")
             return cls(path, fd, lock)
         except OSError:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from pytest_rt.replay import replay_one
+from pytest_rt.replay import Overrides, replay_one
 
 from .helpers import (
     assert_whole_stream,
@@ -202,4 +202,4 @@ def test_replay_sends_each_journal_to_the_url_its_run_was_meant_for(
 
 
 def test_a_journal_another_replay_just_removed_is_nothing_pending(tmp_path):
-    assert replay_one(tmp_path / "gone.jsonl", None, None, 1) == 0
+    assert replay_one(tmp_path / "gone.jsonl", Overrides(), 1) == 0

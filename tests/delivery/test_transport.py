@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import select
 import shutil
 import socket
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from .helpers import assert_whole_stream, journals, module_with, nodeids_of
+from .helpers import assert_whole_stream, journals, module_with, nodeids_of, replay
 
 PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy",
                    "NO_PROXY", "all_proxy", "ALL_PROXY")
@@ -189,3 +190,62 @@ def test_https_goes_through_a_connect_proxy_with_its_credentials(
     assert head.startswith(f"CONNECT 127.0.0.1:{https_receiver.port} ")
     assert "Proxy-Authorization: Basic " + base64.b64encode(b"px:s3cret").decode() in head
     assert all("Proxy-Authorization" not in h for h in https_receiver.headers)
+
+
+# -- replay reaches what the run reached ---------------------------------------------------
+
+def _spool_it(rt, receiver, *args):
+    """A run whose receiver refuses everything (503): every event left in the journal."""
+    receiver.behaviour.fail_first = 10_000
+    rt.pytester.makepyfile(test_mod=module_with(2))
+    rt.run("--rt-flush-timeout", "0.5", *args).assert_outcomes(passed=2)
+    receiver.behaviour.fail_first = 0
+    [journal] = journals(rt.pytester.path / ".spool")
+    return journal
+
+
+def test_replay_reaches_an_https_receiver_with_the_runs_ca_bundle(rt, https_receiver,
+                                                                   certificate):
+    rt.url = https_receiver.https_url
+    journal = _spool_it(rt, https_receiver, f"--rt-ca-bundle={certificate[0]}")
+    done = replay(str(journal))  # no --ca-bundle: the journal knows it
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_whole_stream(https_receiver.unique(), nodeids_of("test_mod", 2))
+
+
+def test_replay_to_another_url_does_not_take_the_runs_insecure_flag(rt, https_receiver):
+    rt.url = https_receiver.https_url
+    journal = _spool_it(rt, https_receiver, "--rt-insecure")
+    elsewhere = https_receiver.https_url.replace("127.0.0.1", "localhost")
+    done = replay(str(journal), "--url", elsewhere, "--timeout", "5")
+    assert done.returncode == 1
+    assert "TLS certificate not trusted" in done.stdout
+    assert https_receiver.events == []
+    done = replay(str(journal), "--url", elsewhere, "--insecure")  # said on purpose: sent
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_whole_stream(https_receiver.unique(), nodeids_of("test_mod", 2))
+
+
+def test_the_journal_records_header_names_and_timeout_but_no_secret(rt, receiver):
+    receiver.token = "tok-3141"
+    journal = _spool_it(rt, receiver, "--rt-header", "X-Api-Key: key-2718",
+                        "--rt-token", "tok-3141", "--rt-timeout", "2.5")
+    text = journal.read_text()
+    assert "key-2718" not in text and "tok-3141" not in text
+    header = json.loads(text.splitlines()[0])
+    assert header["connection"]["header_names"] == ["X-Api-Key"]
+    assert header["connection"]["timeout"] == 2.5
+
+    missing = replay(str(journal), "--timeout", "3")  # no token: 401, and a hint
+    assert missing.returncode == 1
+    assert "pass it again with --header 'X-Api-Key: ...'" in missing.stdout
+    done = replay(str(journal), "--header", "X-Api-Key: key-2718", "--token", "tok-3141")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {h["X-Api-Key"] for h in receiver.headers} == {"key-2718"}
+
+
+def test_a_malformed_replay_header_is_refused_without_showing_it(rt, receiver):
+    journal = _spool_it(rt, receiver)
+    done = replay(str(journal), "--header", "no colon secret-value")
+    assert done.returncode == 2
+    assert "--header" in done.stderr and "secret-value" not in done.stderr

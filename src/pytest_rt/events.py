@@ -8,6 +8,7 @@ startTestRun a number; item and stop times strings); everything else is added.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import random
 import re
 import time
@@ -56,13 +57,16 @@ def location_from_nodeid(nodeid: str) -> str:
 
 
 def description_of(item: Any) -> str | None:
-    """A test's ``description``: its function's docstring, stripped; None without one.
+    """A test's ``description``: its function's docstring, cleaned; None without one.
 
     The one rule for serial runs and for xdist workers (descriptions.py), so the
-    two send the same text for the same test.
+    two send the same text for the same test. Cleaned as inspect.cleandoc does:
+    Python 3.13 strips docstrings' indentation when it compiles them, earlier
+    versions keep it, so the raw text differs between Pythons (and on 3.13 a
+    serial and an xdist run were seen to send different text).
     """
     doc = getattr(getattr(item, "obj", None), "__doc__", None)
-    return doc.strip() if isinstance(doc, str) else None
+    return inspect.cleandoc(doc).strip() if isinstance(doc, str) else None
 
 
 def test_uuid(nodeid: str, custom_id: str | None) -> str:

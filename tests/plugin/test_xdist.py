@@ -248,7 +248,7 @@ class TestGroup:
 '''
 DESCRIPTIONS = {
     "test_docs.py::test_plain": "One line.",
-    "test_docs.py::test_multi_line": "First line.\n\n    More text,\n        indented further.",
+    "test_docs.py::test_multi_line": "First line.\n\nMore text,\n    indented further.",
     "test_docs.py::test_without_docstring": None,
     "test_docs.py::test_empty_docstring": "",
     "test_docs.py::test_parametrized[1]": 'Parametrized: één docstring, "quoted", \\backslash.',

@@ -7,7 +7,6 @@ median of a test's last three durations in earlier jobs.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, and_, bindparam, case, func, select
 
 from . import schema
+from .jsonsafe import loads_stored as stored
+from .jsonsafe import unreadable_errors, unreadable_list, unreadable_object
 from .status import FINAL, count_tests, is_flaky, shown_status
 from .writer import CHUNK
 
@@ -189,7 +190,7 @@ def job_object(
         "status": row["status"],
         "env": row["env"],
         "custom_id": row["custom_id"],
-        "custom_data": json.loads(row["custom_data"]) if row["custom_data"] else None,
+        "custom_data": stored(row["custom_data"], unreadable_object),
         "start_time": start,
         "stop_time": stop if finished else None,
         "duration": duration,
@@ -199,7 +200,7 @@ def job_object(
         "exitstatus": row["exitstatus"],
         "xdist": bool(row["xdist"]),
         "workers": row["workers"] or 0,
-        "collect_errors": json.loads(row["collect_errors"]) if row["collect_errors"] else [],
+        "collect_errors": stored(row["collect_errors"], unreadable_errors) or [],
         "eta_seconds": None if finished else eta,
     }
 
@@ -216,7 +217,7 @@ def test_object(
         "uuid": row["uuid"],
         "description": row["description"],
         "file": row["file"],
-        "markers": json.loads(row["markers"]) if row["markers"] else [],
+        "markers": stored(row["markers"], unreadable_list) or [],
         "status": shown_status(row["status"], job_finished),
         "outcome": row["outcome"],
         "msg": row["msg"],
@@ -226,7 +227,7 @@ def test_object(
         "duration": duration,
         "worker": row["worker"],
         "reruns": row["reruns"] or 0,
-        "rerun_msgs": json.loads(row["rerun_msgs"]) if row["rerun_msgs"] else [],
+        "rerun_msgs": stored(row["rerun_msgs"], unreadable_list) or [],
         "history_median": median,
     }
 

@@ -477,7 +477,10 @@ class Connection:
     def shutdown(self) -> None:
         if self.sock is not None:
             with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
+                # The TCP socket's own shutdown: SSLSocket.shutdown drops its TLS state,
+                # and a handshake in progress in another thread would fail with an
+                # AttributeError instead of an OSError.
+                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
 
     def close(self) -> None:
         if self.sock is not None:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 JOB_KEYS = {
     "job_id", "status", "env", "custom_id", "custom_data", "start_time", "stop_time",
     "duration", "total", "counts", "outcome_counts", "exitstatus", "xdist", "workers",
-    "collect_errors", "eta_seconds",
+    "collect_errors", "eta_seconds", "last_heard",
 }
 TEST_KEYS = {
     "nodeid", "location", "uuid", "description", "file", "markers", "status", "outcome",
@@ -73,7 +73,7 @@ async def test_the_jobs_list_has_the_documented_shape(client: httpx.AsyncClient)
     assert set(job["counts"]) == COUNT_KEYS
     assert job["counts"]["passed"] == 1 and job["counts"]["failed"] == 1
     detail = await get(client, f"/api/jobs/{run.job_id}")
-    assert set(detail) == {"job", "tests"}
+    assert set(detail) == {"job", "tests", "tests_total", "offset", "limit"}
     assert all(set(test) >= TEST_KEYS for test in detail["tests"])
 
 

@@ -48,7 +48,7 @@ class OutcomeCounts(BaseModel):
 
 class Job(BaseModel):
     job_id: str
-    status: Literal["running", "passed", "failed", "interrupted"]
+    status: Literal["running", "abandoned", "passed", "failed", "interrupted"]
     env: str | None
     custom_id: str | None
     custom_data: dict[str, Any] | None
@@ -63,6 +63,7 @@ class Job(BaseModel):
     workers: int
     collect_errors: list[CollectError]
     eta_seconds: float | None
+    last_heard: float | None = None  # when the receiver last heard of the job
 
 
 class JobTest(BaseModel):
@@ -94,7 +95,10 @@ class JobList(BaseModel):
 
 class JobDetail(BaseModel):
     job: Job
-    tests: list[JobTest]
+    tests: list[JobTest]  # one page, in run order: ?offset=&limit=&status=
+    tests_total: int = 0  # tests of the job (of ?status= when given)
+    offset: int = 0
+    limit: int = 0
 
 
 class HistoryResult(BaseModel):
@@ -132,7 +136,7 @@ _EVENT = {
             "type": "string",
             "enum": [
                 "startTestRun", "startTestItem", "stopTestItem", "stopTestRun",
-                "startTest", "stopTest",
+                "startTest", "stopTest", "heartbeat",
             ],
         },
         "job_id": {"type": "string"},

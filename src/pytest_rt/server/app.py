@@ -18,9 +18,10 @@ from .. import __version__
 from . import api_schema
 from .config import ServeConfig
 from .ingest import clean_text
+from .lifecycle import Lifecycle
 from .loader import Loader, LoaderFastPath
 from .sse import Hub
-from .store import Store
+from .store import MAX_TESTS_PAGE, TESTS_PAGE, Store
 
 STATIC_DIR = Path(__file__).parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
@@ -30,7 +31,7 @@ HTML_HEADERS = NO_CACHE | {
         "connect-src 'self'"
     ),
 }
-JobStatus = Literal["running", "passed", "failed", "interrupted"]
+JobStatus = Literal["running", "abandoned", "passed", "failed", "interrupted"]
 
 
 class _StaticFiles(StaticFiles):
@@ -54,12 +55,15 @@ def create_app(
     owned = store is None
     the_store = store if store is not None else Store(config.db_url)
     hub = Hub()
+    lifecycle = Lifecycle(the_store, hub, config)  # abandons silent jobs, deletes old ones
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        lifecycle.start()
         try:
             yield
         finally:
+            await lifecycle.stop()
             hub.close()
             if owned:
                 the_store.close()
@@ -84,12 +88,14 @@ def create_app(
 
     _ingest_routes(app, config, the_store, hub)
     _read_routes(app, the_store, hub)
+    lifecycle.add_routes(app)
     _page_routes(app, static_dir)
     return app
 
 
 def _ingest_routes(app: FastAPI, config: ServeConfig, store: Store, hub: Hub) -> None:
     loader = Loader(config, store, hub)
+    app.state.check_token = loader._check_token  # DELETE /api/jobs/{id} asks the same
     app.add_middleware(LoaderFastPath, loader=loader)
 
     @app.post(
@@ -128,8 +134,13 @@ def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:
         responses={404: {"model": api_schema.ErrorAnswer}},
         summary="One job and its tests",
     )
-    async def get_job(job_id: str) -> Response:
-        detail = await run_in_threadpool(store.job_detail, job_id)
+    async def get_job(
+        job_id: str,
+        offset: int = Query(0, ge=0, le=2**31),
+        limit: int = Query(TESTS_PAGE, ge=1, le=MAX_TESTS_PAGE),
+        status: api_schema.TestStatus | None = None,
+    ) -> Response:
+        detail = await run_in_threadpool(store.job_detail, job_id, offset, limit, status)
         if detail is None:
             return JSONResponse({"error": f"no job {job_id!r}"}, status_code=404)
         return JSONResponse(detail)

@@ -11,6 +11,7 @@ from .config import (
     DEFAULT_HOST,
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
+    DEFAULT_STALE_AFTER,
     TOKEN_ENV,
     ServeConfig,
     db_url_from_arg,
@@ -45,6 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="largest POST body accepted, else 413 (default %(default)s)",
     )
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        default=DEFAULT_STALE_AFTER,
+        metavar="SECONDS",
+        help="mark a running job abandoned after this long without an event (default %(default)s)",
+    )
+    parser.add_argument(
+        "--retain-days",
+        type=float,
+        default=None,
+        metavar="N",
+        help="delete jobs that ended more than N days ago (default: keep everything)",
+    )
     return parser
 
 
@@ -55,6 +70,9 @@ def parse_config(argv: list[str]) -> ServeConfig:
         build_parser().error("--port must be between 0 and 65535")
     if args.max_body < 1:
         build_parser().error("--max-body must be a positive number of bytes")
+    days = args.retain_days
+    if not 0 < args.stale_after < 1e9 or (days is not None and not 0 < days < 1e6):
+        build_parser().error("--stale-after and --retain-days must be positive numbers")
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     return ServeConfig(
         host=args.host,
@@ -62,6 +80,8 @@ def parse_config(argv: list[str]) -> ServeConfig:
         db_url=db_url_from_arg(args.db),
         token=token,
         max_body=args.max_body,
+        stale_after=args.stale_after,
+        retain_days=args.retain_days,
     )
 
 

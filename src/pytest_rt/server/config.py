@@ -11,6 +11,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_DB = os.path.join(".pytest_rt", "receiver.sqlite3")
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_STALE_AFTER = 600.0
 TOKEN_ENV = "PYTEST_RT_TOKEN"
 
 
@@ -23,6 +24,8 @@ class ServeConfig:
     db_url: str = "sqlite:///" + os.path.abspath(DEFAULT_DB)
     token: str | None = None
     max_body: int = DEFAULT_MAX_BODY
+    stale_after: float = DEFAULT_STALE_AFTER  # seconds of silence before a job is abandoned
+    retain_days: float | None = None  # delete jobs that ended longer ago; None: keep all
 
     def __repr__(self) -> str:
         # Never show the token, not even in a traceback or a debug print.

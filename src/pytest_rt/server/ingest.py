@@ -105,7 +105,13 @@ class RunStop(NamedTuple):
     collect_errors: str | None
 
 
-Event = RunStart | ItemStart | ItemStop | RunStop
+class Heartbeat(NamedTuple):
+    """The run is alive (sent only to receivers that announce X-Pytest-RT-Heartbeat)."""
+
+    meta: Meta
+
+
+Event = RunStart | ItemStart | ItemStop | RunStop | Heartbeat
 
 
 def clean_text(value: str) -> str:
@@ -180,10 +186,12 @@ def parse_event(data: Any, index: int | None) -> Event:
         )
     if kind in ("stopTestItem", "stopTest"):
         return _item_stop(fields, meta)
+    if kind == "heartbeat":
+        return Heartbeat(meta)
     raise fields.error(
         "type",
         f"unknown event type {kind!r}: expected startTestRun, startTestItem, "
-        "stopTestItem, stopTestRun (or startTest, stopTest)",
+        "stopTestItem, stopTestRun, heartbeat (or startTest, stopTest)",
     )
 
 

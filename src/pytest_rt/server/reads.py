@@ -2,7 +2,10 @@
 
 A Job and a Test are plain dicts whose keys are the API contract
 (docs/server.md). History medians feed the ETA the way Testgr computes it: the
-median of a test's last three durations in earlier jobs.
+median of a test's last three durations in other jobs, which the writer keeps
+per test key in ``rt_test_stats`` as tests stop. So a read costs a lookup per
+test it shows, never a scan of a test's history: with thousands of running
+jobs sharing node ids, that scan was most of a second per job.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, case, func, select
+from sqlalchemy import Connection, RowMapping, and_, bindparam, func, select
 
 from . import schema
 from .jsonsafe import loads_stored as stored
@@ -19,29 +22,30 @@ from .jsonsafe import unreadable_errors, unreadable_list, unreadable_object
 from .status import FINAL, count_tests, is_flaky, shown_status
 from .writer import CHUNK
 
-J, T = schema.jobs, schema.tests
+J, T, S = schema.jobs, schema.tests, schema.test_stats
 DURATION = func.coalesce(T.c.duration, T.c.stop_time - T.c.start_time)
+DELETING = schema.RANKS["deleting"]
 
 
 def list_jobs(
     conn: Connection, status: str | None, env: str | None, limit: int, offset: int
 ) -> tuple[list[RowMapping], int]:
-    """Job rows, running ones first, then newest first, and the total that match."""
-    where = []
+    """Job rows: running ones first, then abandoned ones, then the rest; newest first.
+
+    The order is the index rt_jobs_order (rank, sort_time DESC, job_id): the
+    first page reads 50 index entries whatever the number of jobs.
+    """
+    where = [J.c.rank < DELETING]
     if status:
-        where.append(J.c.status == status)
+        where += [J.c.status == status, J.c.rank == schema.rank(status)]
     if env is not None:
         where.append(J.c.env == env)
-    cond = and_(True, *where)
+    cond = and_(*where)
     total = conn.scalar(select(func.count()).select_from(J).where(cond)) or 0
     rows = conn.execute(
         select(J)
         .where(cond)
-        .order_by(
-            case((J.c.status == "running", 0), else_=1),
-            func.coalesce(J.c.start_time, J.c.created).desc(),
-            J.c.job_id,
-        )
+        .order_by(J.c.rank, J.c.sort_time.desc(), J.c.job_id)
         .limit(limit)
         .offset(offset)
     ).mappings().all()
@@ -50,11 +54,15 @@ def list_jobs(
 
 # Built once: with a dashboard open these run on every POST, and building a
 # statement costs SQLAlchemy more than running it.
-JOB_ROW = select(J).where(J.c.job_id == bindparam("job_id"))
+JOB_ROW = select(J).where(J.c.job_id == bindparam("job_id"), J.c.rank < DELETING)
+# Run order, off the index rt_tests_order: tests never declared have position
+# UNDECLARED, so they come last, in arrival order.
 TESTS_OF_JOB = (
     select(T)
     .where(T.c.job_id == bindparam("job_id"))
-    .order_by(T.c.position.is_(None), T.c.position, T.c.id)
+    .order_by(T.c.position, T.c.id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
 )
 SOME_TESTS = select(T).where(
     T.c.job_id == bindparam("job_id"), T.c.key.in_(bindparam("keys", expanding=True))
@@ -71,58 +79,48 @@ def job_row(conn: Connection, job_id: str) -> RowMapping | None:
 
 
 def test_rows(
-    conn: Connection, job_id: str, keys: Sequence[str] | None = None
+    conn: Connection, job_id: str, keys: Sequence[str] | None = None,
+    offset: int = 0, limit: int = -1, status: str | None = None,
 ) -> list[RowMapping]:
-    """A job's tests in run order (those it never declared last), or only ``keys``."""
+    """A page of a job's tests in run order (those it never declared last), or only ``keys``.
+
+    ``status`` filters on the stored status (``aborted`` is a shown status: the
+    caller asks for ``running`` in a job that no longer runs).
+    """
     if keys is None:
-        return list(conn.execute(TESTS_OF_JOB, {"job_id": job_id}).mappings())
+        query = TESTS_OF_JOB
+        if status is not None:
+            query = query.where(T.c.status == status)
+        params = {"job_id": job_id, "offset": offset, "limit": limit}
+        return list(conn.execute(query, params).mappings())
     rows: list[RowMapping] = []
     for chunk in _chunks(list(keys)):
         rows.extend(conn.execute(SOME_TESTS, {"job_id": job_id, "keys": chunk}).mappings())
     return rows
 
 
-def job_keys(conn: Connection, job_id: str) -> list[str]:
-    return list(conn.scalars(select(T.c.key).where(T.c.job_id == job_id)))
+def count_tests_with(conn: Connection, job_id: str, status: str) -> int:
+    query = select(func.count()).where(T.c.job_id == job_id, T.c.status == status)
+    return conn.scalar(query) or 0
 
 
-def _last_three() -> Any:
-    ranked = (
-        select(
-            T.c.key,
-            DURATION.label("d"),
-            func.row_number()
-            .over(partition_by=T.c.key, order_by=T.c.stop_time.desc())
-            .label("rn"),
-        )
-        .where(
-            T.c.key.in_(bindparam("keys", expanding=True)),
-            T.c.job_id != bindparam("exclude_job"),
-            T.c.status.in_(FINAL),
-            T.c.stop_time < bindparam("before"),
-            DURATION.is_not(None),
-        )
-        .subquery()
-    )
-    return select(ranked.c.key, ranked.c.d).where(ranked.c.rn <= 3)
-
-
-LAST_THREE = _last_three()
+STATS_OF = select(S).where(S.c.key.in_(bindparam("keys", expanding=True)))
 
 
 def history_medians(
-    conn: Connection, keys: Sequence[str], exclude_job: str, before: float | None
+    conn: Connection, keys: Sequence[str], exclude_job: str
 ) -> dict[str, float | None]:
-    """Median of each test's last three durations in other (earlier) jobs."""
-    found: dict[str, list[float]] = {}
-    params: dict[str, Any] = {
-        "exclude_job": exclude_job,
-        "before": before if before is not None else float(2**62),
-    }
-    for chunk in _chunks(list(keys)):
-        for key, duration in conn.execute(LAST_THREE, params | {"keys": chunk}):
-            found.setdefault(key, []).append(float(duration))
-    return {key: (statistics.median(found[key]) if key in found else None) for key in keys}
+    """Median of each test's last three durations in other jobs (the newest kept)."""
+    found: dict[str, float | None] = {}
+    slots = range(1, schema.STATS_SLOTS + 1)
+    for chunk in _chunks(list(dict.fromkeys(keys))):
+        for row in conn.execute(STATS_OF, {"keys": chunk}).mappings():
+            durations = [
+                row[f"d{i}"] for i in slots
+                if row[f"d{i}"] is not None and row[f"j{i}"] != exclude_job
+            ][:3]
+            found[row["key"]] = statistics.median(durations) if durations else None
+    return {key: found.get(key) for key in keys}
 
 
 def status_counts(
@@ -135,39 +133,69 @@ def status_counts(
     return rows
 
 
-def pending_tests(conn: Connection, job_id: str) -> tuple[list[tuple[str, str, Any]], float | None]:
-    """A running job's unfinished tests (key, status, start) and its finished tests' mean."""
-    pending = conn.execute(
-        select(T.c.key, T.c.status, T.c.start_time).where(
-            T.c.job_id == job_id, T.c.status.in_(("not_started", "running"))
-        )
-    )
-    mean = conn.scalar(
-        select(func.avg(DURATION)).where(T.c.job_id == job_id, T.c.status.in_(FINAL))
-    )
-    return list(pending), (float(mean) if mean is not None else None)
+# Per running job: its tests not started yet, how many of them have a median,
+# and the sum of those medians (one aggregate, however many tests wait).
+WAITING = (
+    select(T.c.job_id, func.count(), func.count(S.c.median), func.sum(S.c.median))
+    .select_from(T.outerjoin(S, S.c.key == T.c.key))
+    .where(T.c.job_id.in_(bindparam("job_ids", expanding=True)), T.c.status == "not_started")
+    .group_by(T.c.job_id)
+)
+# Its running tests, one by one: what each has left depends on when it began.
+RUNNING = (
+    select(T.c.job_id, T.c.start_time, S.c.median)
+    .select_from(T.outerjoin(S, S.c.key == T.c.key))
+    .where(T.c.job_id.in_(bindparam("job_ids", expanding=True)), T.c.status == "running")
+)
+MEANS = (
+    select(T.c.job_id, func.avg(DURATION))
+    .where(T.c.job_id.in_(bindparam("job_ids", expanding=True)), T.c.status.in_(FINAL))
+    .group_by(T.c.job_id)
+)
 
 
-def eta_seconds(
-    pending: Iterable[tuple[str, str, Any]],
-    medians: Mapping[str, float | None],
-    mean: float | None,
-    workers: int,
-    now: float,
-) -> float | None:
-    """Seconds left: each unfinished test's history median (else this job's mean),
-    less what a running test already spent, shared among the xdist workers."""
-    total = 0.0
-    for key, status, start in pending:
-        expected = medians.get(key)
-        if expected is None:
-            expected = mean
-        if expected is None:
-            return None
-        if status == "running" and start is not None:
-            expected = max(0.0, expected - (now - start))
-        total += expected
-    return total / max(1, workers)
+def etas(
+    conn: Connection, rows: Sequence[Mapping[Any, Any]], now: float
+) -> dict[str, float | None]:
+    """Seconds left of each running job in ``rows``: each unfinished test's median
+    (else this job's mean), less what a running test already spent, shared among the
+    xdist workers. ``None`` when some test has nothing to estimate from."""
+    job_ids = [row["job_id"] for row in rows]
+    waiting: dict[str, tuple[int, int, float]] = {}
+    running: dict[str, list[tuple[Any, float | None]]] = {j: [] for j in job_ids}
+    for chunk in _chunks(job_ids):
+        for job_id, n, known, total in conn.execute(WAITING, {"job_ids": chunk}):
+            waiting[job_id] = (n, known, float(total or 0.0))
+        for job_id, start, median in conn.execute(RUNNING, {"job_ids": chunk}):
+            running[job_id].append((start, median))
+    guessing = [
+        j for j in job_ids
+        if waiting.get(j, (0, 0, 0.0))[0] > waiting.get(j, (0, 0, 0.0))[1]
+        or any(median is None for _, median in running[j])
+    ]
+    means: dict[str, float] = {}
+    for chunk in _chunks(guessing):
+        for job_id, mean in conn.execute(MEANS, {"job_ids": chunk}):
+            if mean is not None:
+                means[job_id] = float(mean)
+    result: dict[str, float | None] = {}
+    for row in rows:
+        job_id = row["job_id"]
+        n, known, total = waiting.get(job_id, (0, 0, 0.0))
+        mean = means.get(job_id)
+        eta: float | None = total
+        if n > known:
+            eta = None if mean is None else total + (n - known) * mean
+        for start, median in running[job_id]:
+            expected = median if median is not None else mean
+            if eta is None or expected is None:
+                eta = None
+                break
+            if start is not None:
+                expected = max(0.0, expected - (now - start))
+            eta += expected
+        result[job_id] = None if eta is None else eta / max(1, row["workers"] or 0)
+    return result
 
 
 def job_object(
@@ -181,6 +209,9 @@ def job_object(
     start, stop = row["start_time"], row["stop_time"]
     if start is None:
         duration = None
+    elif row["status"] == "abandoned":  # it ran until it went silent
+        heard = row["last_heard"]
+        duration = max(0.0, heard - start) if heard is not None else None
     elif finished:
         duration = (stop - start) if stop is not None else None
     else:
@@ -202,6 +233,7 @@ def job_object(
         "workers": row["workers"] or 0,
         "collect_errors": stored(row["collect_errors"], unreadable_errors) or [],
         "eta_seconds": None if finished else eta,
+        "last_heard": row["last_heard"],
     }
 
 

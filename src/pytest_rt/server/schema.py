@@ -1,8 +1,10 @@
 """The tables, and the engine that holds them (SQLite with WAL by default).
 
 One row per job, per run (a pytest process, a shard of a job), per test of a
-job, and per event id seen (for idempotency). A job's ``status`` is stored so
-the jobs list can filter and sort on it; the write path recomputes it.
+job, per event id seen (for idempotency), and per test key (its recent
+durations, for ETAs). A job's ``status`` is stored so the jobs list can filter
+and sort on it; the write path recomputes it, and keeps ``rank`` and
+``sort_time`` in step so the front page is read off one index.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     Engine,
     Float,
     Index,
@@ -23,6 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    text,
 )
 
 ID = String(200)
@@ -44,9 +49,17 @@ jobs = Table(
     Column("xdist", Boolean, nullable=False, default=False),
     Column("workers", Integer, nullable=False, default=0),
     Column("collect_errors", Text),  # JSON array
+    # When the receiver last heard of the job (to the writer's HEARD_PRECISION):
+    # a running job silent for --stale-after seconds is marked abandoned.
+    Column("last_heard", Float),
+    # The front page's order, kept by the writer: running, abandoned, the rest
+    # (RANKS), newest first. Columns rather than expressions so one index serves it.
+    Column("rank", Integer, nullable=False, default=2),
+    Column("sort_time", Float),  # start_time, else created
     # No index on env: PostgreSQL refuses index rows over ~2.7 kB, and env is free text.
     Index("rt_jobs_status", "status"),
 )
+Index("rt_jobs_order", jobs.c.rank, jobs.c.sort_time.desc(), jobs.c.job_id)
 
 runs = Table(
     "rt_runs",
@@ -71,7 +84,9 @@ tests = Table(
     Column("job_id", ID, nullable=False),
     Column("key", String(1000), nullable=False),  # the node id, or its digest when long
     Column("nodeid", Text, nullable=False),
-    Column("position", Integer),  # order in startTestRun's list
+    # Order in startTestRun's list; UNDECLARED for tests it did not list (yet),
+    # so (position, id) pages through a job in run order off one index.
+    Column("position", Integer),
     Column("location", Text),
     Column("uuid", Text),
     Column("description", Text),
@@ -91,18 +106,37 @@ tests = Table(
     Index("rt_tests_history", "key", "stop_time"),
     # Covers the per-job counts that every live snapshot takes.
     Index("rt_tests_counts", "job_id", "status", "outcome"),
+    Index("rt_tests_order", "job_id", "position", "id"),
 )
 
 seen = Table(
     "rt_seen",
     metadata,
+    # Keyed by job first: a job's ids are one range, deleted with the job, and a
+    # job's inserts land on the same few pages instead of random ones (event ids
+    # are random). A resent event carries its job id, so dedupe is unchanged.
+    Column("job_id", ID, primary_key=True),
     Column("event_id", ID, primary_key=True),
-    Column("job_id", ID, nullable=False),
     Column("received", Float, nullable=False),
-    # One B-tree keyed by the id instead of a rowid table plus an index: event ids
-    # are random, so each insert lands on a random page of a growing tree.
+    # One B-tree instead of a rowid table plus an index.
     sqlite_with_rowid=False,
 )
+
+# A test's newest durations, newest first, with the job of each (d1/j1 newest),
+# maintained as tests stop; ``median`` is the median of d1-d3. An ETA reads one
+# row per pending test instead of scanning the test's whole history.
+test_stats = Table(
+    "rt_test_stats",
+    metadata,
+    Column("key", String(1000), primary_key=True),
+    *(Column(f"d{i}", Float) for i in range(1, 5)),
+    *(Column(f"j{i}", ID) for i in range(1, 5)),
+    Column("median", Float),
+)
+STATS_SLOTS = 4  # one more than the median needs: a job's own result is left out
+
+RANKS = {"running": 0, "abandoned": 1, "deleting": 3}  # anything else: 2
+UNDECLARED = 2**31 - 1
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
@@ -121,7 +155,72 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     metadata.create_all(engine)
+    with engine.begin() as conn:
+        migrate(conn)
     return engine
+
+
+def rank(status: str) -> int:
+    return RANKS.get(status, 2)
+
+
+def migrate(conn: Connection) -> None:
+    """Bring a database made by an earlier version up to this schema (idempotent).
+
+    Adds the columns and indexes of issue 8, fills them from what is stored,
+    and seeds ``rt_test_stats`` from the history. ``rt_seen`` keeps its old
+    primary key (event id) there and gets an index on its job instead: rebuilding
+    a table of one row per event ever received could take minutes at start.
+    """
+    have = {c["name"] for c in inspect(conn).get_columns("rt_jobs")}
+    if "rank" not in have:
+        for ddl in ("last_heard FLOAT", "rank INTEGER NOT NULL DEFAULT 2", "sort_time FLOAT"):
+            conn.execute(text(f"ALTER TABLE rt_jobs ADD COLUMN {ddl}"))
+        conn.execute(text(
+            "UPDATE rt_jobs SET sort_time = COALESCE(start_time, created), "
+            "last_heard = COALESCE(stop_time, start_time, created), "
+            "rank = CASE WHEN status = 'running' THEN 0 ELSE 2 END"
+        ))
+        conn.execute(text(f"UPDATE rt_tests SET position = {UNDECLARED} WHERE position IS NULL"))
+        _seed_stats(conn)
+    seen_key = inspect(conn).get_pk_constraint("rt_seen")["constrained_columns"]
+    if seen_key == ["event_id"]:
+        conn.execute(text("CREATE INDEX IF NOT EXISTS rt_seen_job ON rt_seen (job_id)"))
+    for table in (jobs, tests):
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+
+
+def _seed_stats(conn: Connection) -> None:
+    """The three newest durations of every test key, from the tests stored."""
+    conn.execute(text(
+        """
+        INSERT INTO rt_test_stats (key, d1, j1, d2, j2, d3, j3, median)
+        SELECT key,
+               MAX(CASE WHEN rn = 1 THEN d END), MAX(CASE WHEN rn = 1 THEN job_id END),
+               MAX(CASE WHEN rn = 2 THEN d END), MAX(CASE WHEN rn = 2 THEN job_id END),
+               MAX(CASE WHEN rn = 3 THEN d END), MAX(CASE WHEN rn = 3 THEN job_id END),
+               NULL
+        FROM (
+            SELECT key, job_id, COALESCE(duration, stop_time - start_time) AS d,
+                   ROW_NUMBER() OVER (PARTITION BY key ORDER BY stop_time DESC) AS rn
+            FROM rt_tests
+            WHERE status IN ('passed', 'failed', 'error', 'skipped')
+              AND COALESCE(duration, stop_time - start_time) IS NOT NULL
+        ) ranked
+        WHERE rn <= 3
+        GROUP BY key
+        """
+    ))
+    conn.execute(text(f"UPDATE rt_test_stats SET median = {MEDIAN_SQL}"))
+
+
+# The median of d1, d2, d3 where the newer ones may be the only ones known.
+MEDIAN_SQL = (
+    "CASE WHEN d2 IS NULL THEN d1 WHEN d3 IS NULL THEN (d1 + d2) / 2 "
+    "WHEN (d1 <= d2 AND d2 <= d3) OR (d3 <= d2 AND d2 <= d1) THEN d2 "
+    "WHEN (d2 <= d1 AND d1 <= d3) OR (d3 <= d1 AND d1 <= d2) THEN d1 ELSE d3 END"
+)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -6,6 +6,11 @@ from collections.abc import Iterable
 
 FINAL = ("passed", "failed", "error", "skipped")
 COUNT_KEYS = ("passed", "failed", "error", "skipped", "running", "not_started", "aborted")
+# A job's stored status. ``abandoned``: still running as far as its runs said, but
+# nothing was heard for --stale-after seconds; its running tests show as aborted,
+# and any late event brings it back to ``running``. ``deleting`` is never shown.
+JOB_STATUSES = ("running", "abandoned", "passed", "failed", "interrupted")
+FINISHED = ("passed", "failed", "interrupted")
 NO_TESTS_RAN = 5  # pytest's exit code when nothing was collected: not a failure
 INTERRUPTED_EXIT = 2  # Ctrl-C (and collection errors, which count as failures first)
 

@@ -3,27 +3,30 @@
 Writes go through a single thread (one transaction per request, so a request
 is all-or-nothing and two requests never race on the same upsert); reads run
 in the caller's thread, on their own pooled connections (SQLite's WAL lets
-them read while the writer writes).
+them read while the writer writes). The lifecycle's writes (marking silent
+jobs abandoned, deleting jobs) run on the writer thread too, in short
+transactions between the requests'.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, make_url
+from sqlalchemy import Connection, RowMapping, delete, func, make_url, or_, select, update
 
-from . import reads
+from . import reads, schema
 from .ingest import Event, clean_text, nodeid_key
 from .schema import make_engine
 from .writer import JobCache, Statements, WriteResult, apply_events
 
-MEDIAN_CACHE_JOBS = 64
 ETA_SECONDS = 1.0  # how long a running job's ETA is reused (it is a guess anyway)
+TESTS_PAGE = 1000  # tests per job page unless asked otherwise
+MAX_TESTS_PAGE = 10_000
+PURGE_ROWS = 5000  # rows deleted per transaction: other writes wait at most that long
+SWEEP_JOBS = 500  # jobs marked abandoned or picked for deletion per transaction
 
 
 class Store:
@@ -36,8 +39,6 @@ class Store:
         self._jobs = JobCache()
         self._last_write = 0.0
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pytest-rt-writer")
-        self._medians: OrderedDict[str, dict[str, float | None]] = OrderedDict()
-        self._medians_lock = threading.Lock()
         self._etas: dict[str, tuple[float, float | None]] = {}
 
     def describe(self) -> str:
@@ -60,6 +61,95 @@ class Store:
         self._jobs.update(result.statuses)  # committed: now the cache may say so
         return result
 
+    # -- the lifecycle's writes (writer thread only) --------------------------
+
+    def abandon_stale(self, now: float, stale_after: float) -> list[str]:
+        """Mark running jobs not heard of for ``stale_after`` seconds abandoned (a bounded
+        number per call: call again while it returns SWEEP_JOBS ids)."""
+        cutoff = now - stale_after
+        j = schema.jobs
+        with self.engine.begin() as conn:
+            candidates = list(conn.scalars(
+                select(j.c.job_id)
+                .where(j.c.status == "running", or_(j.c.last_heard < cutoff,
+                                                    j.c.last_heard.is_(None)))
+                .limit(SWEEP_JOBS)
+            ))
+            silent = []
+            for job_id in candidates:
+                heard = self._jobs.heard.get(job_id)
+                if heard is not None and heard[1] >= cutoff:
+                    # Heard since last_heard was written (HEARD_PRECISION): write it now.
+                    conn.execute(
+                        update(j).where(j.c.job_id == job_id).values(last_heard=heard[1])
+                    )
+                    self._jobs.heard[job_id] = (heard[1], heard[1])
+                else:
+                    silent.append(job_id)
+            if silent:
+                conn.execute(
+                    update(j)
+                    .where(j.c.job_id.in_(silent), j.c.status == "running")
+                    .values(status="abandoned", rank=schema.rank("abandoned"))
+                )
+        self._jobs.update(dict.fromkeys(silent, "abandoned"))
+        return silent
+
+    def expired_jobs(self, before: float) -> list[str]:
+        """Jobs to delete: finished (or abandoned) before ``before``."""
+        j = schema.jobs
+        ended = func.coalesce(j.c.stop_time, j.c.last_heard, j.c.created)
+        with self.engine.connect() as conn:
+            return list(conn.scalars(
+                select(j.c.job_id)
+                .where(j.c.status.not_in(("running", "deleting")), ended < before)
+                .limit(SWEEP_JOBS)
+            ))
+
+    def deleting_jobs(self) -> list[str]:
+        j = schema.jobs
+        with self.engine.connect() as conn:
+            return list(conn.scalars(
+                select(j.c.job_id).where(j.c.status == "deleting").limit(SWEEP_JOBS)
+            ))
+
+    def mark_deleting(self, job_ids: Sequence[str]) -> list[str]:
+        """Hide jobs from every read at once; :meth:`purge_step` then removes their rows.
+        The ids of those that exist."""
+        j = schema.jobs
+        with self.engine.begin() as conn:
+            found = list(conn.scalars(select(j.c.job_id).where(j.c.job_id.in_(job_ids))))
+            if found:
+                conn.execute(
+                    update(j).where(j.c.job_id.in_(found))
+                    .values(status="deleting", rank=schema.rank("deleting"))
+                )
+        self._jobs.update(dict.fromkeys(found, "deleting"))
+        return found
+
+    def purge_step(self, job_id: str) -> bool:
+        """Delete up to PURGE_ROWS rows of a job marked deleting; True once it is gone.
+
+        Tests first, then event ids, the job row last: a purge cut short (a
+        restart) leaves the job marked, and the next sweep finishes it.
+        """
+        t, s, j = schema.tests, schema.seen, schema.jobs
+        with self.engine.begin() as conn:
+            some = select(t.c.id).where(t.c.job_id == job_id).limit(PURGE_ROWS)
+            if conn.execute(delete(t).where(t.c.id.in_(some))).rowcount:
+                return False
+            ids = select(s.c.event_id).where(s.c.job_id == job_id).limit(PURGE_ROWS)
+            gone = conn.execute(
+                delete(s).where(s.c.job_id == job_id, s.c.event_id.in_(ids))
+            ).rowcount
+            if gone:
+                return False
+            conn.execute(delete(schema.runs).where(schema.runs.c.job_id == job_id))
+            conn.execute(delete(j).where(j.c.job_id == job_id, j.c.status == "deleting"))
+        self._jobs.forget([job_id])
+        self._etas.pop(job_id, None)
+        return True
+
     # -- reads --------------------------------------------------------------
 
     def jobs_page(
@@ -70,7 +160,10 @@ class Store:
             jobs = self._job_objects(conn, rows, time.time())
         return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
 
-    def job_detail(self, job_id: str) -> dict[str, Any] | None:
+    def job_detail(
+        self, job_id: str, offset: int = 0, limit: int = TESTS_PAGE, status: str | None = None
+    ) -> dict[str, Any] | None:
+        """A job and one page of its tests (run order), optionally of one shown status."""
         job_id = clean_text(job_id)
         now = time.time()
         with self.engine.connect() as conn:
@@ -78,11 +171,21 @@ class Store:
             if row is None:
                 return None
             job = self._job_objects(conn, [row], now)[0]
-            rows = reads.test_rows(conn, job_id)
-            medians = self._medians_for(conn, row, [t["key"] for t in rows])
             finished = row["status"] != "running"
+            stored = _stored_status(status, finished)
+            if status is None:
+                rows = reads.test_rows(conn, job_id, offset=offset, limit=limit)
+                total = job["total"]
+            elif stored is None:  # e.g. "aborted" while it runs: none can be
+                rows, total = [], 0
+            else:
+                rows = reads.test_rows(conn, job_id, offset=offset, limit=limit, status=stored)
+                total = reads.count_tests_with(conn, job_id, stored)
+            medians = reads.history_medians(conn, [t["key"] for t in rows], job_id)
             tests = [reads.test_object(t, finished, medians.get(t["key"])) for t in rows]
-        return {"job": job, "tests": tests}
+        return {
+            "job": job, "tests": tests, "tests_total": total, "offset": offset, "limit": limit,
+        }
 
     def history(self, nodeid: str, limit: int) -> dict[str, Any]:
         nodeid = clean_text(nodeid)
@@ -107,7 +210,7 @@ class Store:
                 keys = [key for _, key in items if key is not None]
                 tests = {t["key"]: t for t in reads.test_rows(conn, job_id, keys)} if keys else {}
                 finished = row["status"] != "running"
-                medians = self._medians_for(conn, row, keys) if keys else {}
+                medians = reads.history_medians(conn, keys, job_id) if keys else {}
                 for kind, key in items:
                     test_row = tests.get(key) if key is not None else None
                     messages.append({
@@ -125,46 +228,40 @@ class Store:
         self, conn: Connection, rows: Sequence[RowMapping], now: float, eta_age: float = 0.0
     ) -> list[dict[str, Any]]:
         counts = reads.status_counts(conn, [row["job_id"] for row in rows])
-        objects = []
-        for row in rows:
-            eta = self._eta(conn, row, now, eta_age) if row["status"] == "running" else None
-            objects.append(reads.job_object(row, counts[row["job_id"]], eta, now))
-        return objects
+        etas = self._etas_of(conn, [row for row in rows if row["status"] == "running"], now,
+                             eta_age)
+        return [
+            reads.job_object(row, counts[row["job_id"]], etas.get(row["job_id"]), now)
+            for row in rows
+        ]
 
-    def _eta(
-        self, conn: Connection, row: Mapping[Any, Any], now: float, max_age: float
-    ) -> float | None:
-        """A running job's ETA, reused for ``max_age`` seconds: with a dashboard
-        open, every POST asks for one, and it reads every unfinished test."""
-        job_id = row["job_id"]
-        cached = self._etas.get(job_id)
-        if cached is not None and now - cached[0] < max_age:
-            return cached[1]
-        pending, mean = reads.pending_tests(conn, job_id)
-        medians = self._medians_for(conn, row, [key for key, _, _ in pending])
-        eta = reads.eta_seconds(pending, medians, mean, row["workers"] or 0, now)
-        if len(self._etas) > 1000:
-            self._etas.clear()
-        self._etas[job_id] = (now, eta)
-        return eta
-
-    def _medians_for(
-        self, conn: Connection, row: Mapping[Any, Any], keys: Sequence[str]
+    def _etas_of(
+        self, conn: Connection, rows: Sequence[Mapping[Any, Any]], now: float, max_age: float
     ) -> dict[str, float | None]:
-        """History medians of a job's tests, cached: earlier jobs do not change."""
-        job_id = row["job_id"]
-        with self._medians_lock:
-            first = job_id not in self._medians
-            cached = self._medians.setdefault(job_id, {})
-            self._medians.move_to_end(job_id)
-            while len(self._medians) > MEDIAN_CACHE_JOBS:
-                self._medians.popitem(last=False)
-            missing = [key for key in keys if key not in cached]
-        if first:  # one query for all the job's tests, not one per test as they start
-            missing = list(dict.fromkeys([*missing, *reads.job_keys(conn, job_id)]))
+        """Running jobs' ETAs, reused for ``max_age`` seconds: with a dashboard open,
+        every POST asks for one."""
+        found: dict[str, float | None] = {}
+        missing = []
+        for row in rows:
+            cached = self._etas.get(row["job_id"])
+            if cached is not None and now - cached[0] < max_age:
+                found[row["job_id"]] = cached[1]
+            else:
+                missing.append(row)
         if missing:
-            before = row["start_time"] if row["start_time"] is not None else row["created"]
-            found = reads.history_medians(conn, missing, job_id, before)
-            with self._medians_lock:
-                cached.update(found)
-        return cached
+            fresh = reads.etas(conn, missing, now)
+            if len(self._etas) > 1000:
+                self._etas.clear()
+            for job_id, eta in fresh.items():
+                self._etas[job_id] = (now, eta)
+            found.update(fresh)
+        return found
+
+
+def _stored_status(shown: str | None, finished: bool) -> str | None:
+    """The stored status whose tests show as ``shown`` (None: no test can)."""
+    if shown == "aborted":
+        return "running" if finished else None
+    if shown == "running" and finished:
+        return None
+    return shown

@@ -5,6 +5,10 @@ test's start never overrides its result, a result always wins, a declaration
 in ``startTestRun`` only fills in descriptive fields. That is what makes a
 stop-before-start, items-before-``startTestRun`` and replays come out right,
 and what lets a batch be applied as a few ``executemany`` calls.
+
+Two things are kept here for the reads: each test key's newest durations
+(``rt_test_stats``, so an ETA never scans a test's history) and each job's
+``last_heard`` (so a run that went silent can be marked abandoned).
 """
 
 from __future__ import annotations
@@ -20,16 +24,22 @@ from sqlalchemy import Connection, Dialect, Insert, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import schema
-from .ingest import Event, ItemStart, ItemStop, RunStart, RunStop
+from .ingest import Event, Heartbeat, ItemStart, ItemStop, RunStart, RunStop
 from .status import job_status
 
 CHUNK = 500  # bound on bound parameters per IN (...)
+# A job's last_heard is written at most this often (seconds): a write per POST
+# would cost the one-event-per-POST path an UPDATE; the sweep flushes the rest.
+HEARD_PRECISION = 5.0
 SEEN_KEYS = ("event_id", "job_id", "received")
-START_KEYS = ("job_id", "key", "nodeid", "status", "start_time", "uuid", "worker", "reruns")
+START_KEYS = (
+    "job_id", "key", "nodeid", "status", "start_time", "uuid", "worker", "reruns", "position",
+)
 STOP_KEYS = (
     "job_id", "key", "nodeid", "status", "outcome", "msg", "when_", "stop_time", "duration",
-    "reruns", "rerun_msgs", "uuid", "worker",
+    "reruns", "rerun_msgs", "uuid", "worker", "position",
 )
+STATS_KEYS = ("key", "d1", "j1", "median")
 
 
 @dataclass
@@ -54,13 +64,22 @@ class JobCache:
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
         self.statuses: OrderedDict[str, str] = OrderedDict()
+        # when each job's last_heard was last written (and when it was last heard)
+        self.heard: dict[str, tuple[float, float]] = {}
 
     def update(self, statuses: dict[str, str]) -> None:
         for job_id, status in statuses.items():
             self.statuses[job_id] = status
             self.statuses.move_to_end(job_id)
         while len(self.statuses) > self.size:
-            self.statuses.popitem(last=False)
+            job_id, _ = self.statuses.popitem(last=False)
+            self.heard.pop(job_id, None)
+
+    def forget(self, job_ids: Iterable[str]) -> None:
+        """Jobs deleted: the next event of one creates it anew."""
+        for job_id in job_ids:
+            self.statuses.pop(job_id, None)
+            self.heard.pop(job_id, None)
 
 
 class DriverStatement:
@@ -99,9 +118,9 @@ class Statements:
         insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         t, r, j = schema.tests, schema.runs, schema.jobs
         self.ensure_job = insert(j).on_conflict_do_nothing(index_elements=[j.c.job_id])
-        self.seen = insert(schema.seen).on_conflict_do_nothing(
-            index_elements=[schema.seen.c.event_id]
-        )
+        # No conflict target: a database made before issue 8 keys rt_seen by the
+        # event id alone, a new one by (job, event id); either refuses a repeat.
+        self.seen = insert(schema.seen).on_conflict_do_nothing()
 
         def keep(name: str, ins: Any) -> Any:
             return func.coalesce(getattr(ins.excluded, name), t.c[name])
@@ -156,7 +175,31 @@ class Statements:
                 "stopped": r.c.stopped | run.excluded.stopped,
             },
         )
+        st = schema.test_stats
+        stats = insert(st)
+        same = st.c.j1 == stats.excluded.j1  # the same job's result again: replace it
+        shifted: dict[str, Any] = {"d1": stats.excluded.d1, "j1": stats.excluded.j1}
+        for i in range(2, schema.STATS_SLOTS + 1):
+            for col in ("d", "j"):
+                shifted[f"{col}{i}"] = case(
+                    (same, st.c[f"{col}{i}"]), else_=st.c[f"{col}{i - 1}"]
+                )
+        # The median of the new d1-d3, written as of the old row's columns.
+        d1 = stats.excluded.d1
+        d2 = case((same, st.c.d2), else_=st.c.d1)
+        d3 = case((same, st.c.d3), else_=st.c.d2)
+        median = case(
+            (d2.is_(None), d1),
+            (d3.is_(None), (d1 + d2) / 2),
+            (((d1 <= d2) & (d2 <= d3)) | ((d3 <= d2) & (d2 <= d1)), d2),
+            (((d2 <= d1) & (d1 <= d3)) | ((d3 <= d1) & (d1 <= d2)), d1),
+            else_=d3,
+        )
+        self.stats = stats.on_conflict_do_update(
+            index_elements=[st.c.key], set_=shifted | {"median": median}
+        )
         self.fast_seen = DriverStatement(self.seen, dialect, SEEN_KEYS)
+        self.fast_stats = DriverStatement(self.stats, dialect, STATS_KEYS)
         self.fast_start = DriverStatement(self.start, dialect, START_KEYS)
         self.fast_stop = DriverStatement(self.stop, dialect, STOP_KEYS)
 
@@ -177,14 +220,19 @@ def apply_events(
     result.statuses = {j: cache.statuses[j] for j in job_ids if j in cache.statuses}
     unknown = [j for j in job_ids if j not in result.statuses]
     if unknown:
-        conn.execute(
-            stmts.ensure_job,
-            [
-                {"job_id": job_id, "status": "running", "created": now, "interrupted": False,
-                 "xdist": False, "workers": 0}
-                for job_id in unknown
-            ],
-        )
+        # A heartbeat alone does not create a job: it may outlive a deleted one.
+        creating = {e.meta.job_id for e in fresh if not isinstance(e, Heartbeat)}
+        new = [job_id for job_id in unknown if job_id in creating]
+        if new:
+            conn.execute(
+                stmts.ensure_job,
+                [
+                    {"job_id": job_id, "status": "running", "created": now,
+                     "interrupted": False, "xdist": False, "workers": 0,
+                     "last_heard": now, "rank": 0, "sort_time": now}
+                    for job_id in new
+                ],
+            )
         j = schema.jobs
         result.statuses.update(
             (job_id, status)
@@ -192,6 +240,8 @@ def apply_events(
                 select(j.c.job_id, j.c.status).where(j.c.job_id.in_(unknown))
             )
         )
+        job_ids = [job_id for job_id in job_ids if job_id in result.statuses]
+    _hear(conn, job_ids, now, cache, result)
     run_starts = [e for e in fresh if isinstance(e, RunStart)]
     starts = [e for e in fresh if isinstance(e, ItemStart)]
     stops = [e for e in fresh if isinstance(e, ItemStop)]
@@ -202,6 +252,7 @@ def apply_events(
         result.changes.extend(("test_started", e.meta.job_id, e.key) for e in starts)
     if stops:
         stmts.fast_stop.run(conn, [_stop_row(e) for e in stops])
+        _record_durations(conn, stmts, stops)
         result.changes.extend(("test_finished", e.meta.job_id, e.key) for e in stops)
     for stop in run_stops:
         conn.execute(stmts.run, [_merged_errors(conn, _run_stop_row(stop))])
@@ -223,20 +274,30 @@ def _drop_seen(
     rows: dict[str, dict[str, Any]] = {}
     for e in events:
         event_id = e.meta.event_id
-        if event_id is not None and event_id not in rows:
+        # A heartbeat is never resent (it is not spooled): its id is not kept.
+        if event_id is not None and event_id not in rows and not isinstance(e, Heartbeat):
             rows[event_id] = {"event_id": event_id, "job_id": e.meta.job_id, "received": now}
     old: set[str] = set()
     if rows and stmts.fast_seen.run(conn, list(rows.values())) != len(rows):
         s = schema.seen
-        for chunk in _chunks(list(rows)):
-            old.update(
-                conn.scalars(
-                    select(s.c.event_id).where(s.c.event_id.in_(chunk), s.c.received != now)
+        by_job: dict[str, list[str]] = {}
+        for event_id, row in rows.items():
+            by_job.setdefault(row["job_id"], []).append(event_id)
+        for job_id, ids in by_job.items():
+            for chunk in _chunks(ids):
+                old.update(
+                    conn.scalars(
+                        select(s.c.event_id).where(
+                            s.c.job_id == job_id, s.c.event_id.in_(chunk), s.c.received != now
+                        )
+                    )
                 )
-            )
     fresh: list[Event] = []
     for e in events:
         event_id = e.meta.event_id
+        if isinstance(e, Heartbeat):
+            fresh.append(e)
+            continue
         if event_id is not None and (event_id in old or rows.pop(event_id, None) is None):
             result.duplicates += 1  # stored before, or earlier in this batch
             continue
@@ -307,6 +368,7 @@ def _start_row(e: ItemStart) -> dict[str, Any]:
     return {
         "job_id": e.meta.job_id, "key": e.key, "nodeid": e.nodeid, "status": "running",
         "start_time": e.start_time, "uuid": e.uuid, "worker": e.worker, "reruns": 0,
+        "position": schema.UNDECLARED,
     }
 
 
@@ -315,8 +377,46 @@ def _stop_row(e: ItemStop) -> dict[str, Any]:
         "job_id": e.meta.job_id, "key": e.key, "nodeid": e.nodeid, "status": e.status,
         "outcome": e.outcome, "msg": e.msg, "when_": e.when, "stop_time": e.stop_time,
         "duration": e.duration, "reruns": e.reruns, "rerun_msgs": e.rerun_msgs,
-        "uuid": e.uuid, "worker": e.worker,
+        "uuid": e.uuid, "worker": e.worker, "position": schema.UNDECLARED,
     }
+
+
+def _record_durations(conn: Connection, stmts: Statements, stops: list[ItemStop]) -> None:
+    """Push each stopped test's duration into its key's newest durations."""
+    rows = [
+        {"key": e.key, "d1": e.duration, "j1": e.meta.job_id, "median": e.duration}
+        for e in stops
+        if e.duration is not None
+    ]
+    timed = [e for e in stops if e.duration is None and e.stop_time is not None]
+    if timed:  # the seed's clients send no duration: stop - start, as the history does
+        t = schema.tests
+        for e in timed:
+            start = conn.scalar(
+                select(t.c.start_time).where(t.c.job_id == e.meta.job_id, t.c.key == e.key)
+            )
+            if start is not None and e.stop_time is not None:
+                took = e.stop_time - start
+                rows.append({"key": e.key, "d1": took, "j1": e.meta.job_id, "median": took})
+    if rows:
+        stmts.fast_stats.run(conn, rows)
+
+
+def _hear(
+    conn: Connection, job_ids: list[str], now: float, cache: JobCache, result: WriteResult
+) -> None:
+    """Record that the receiver heard of these jobs (at most every HEARD_PRECISION s)."""
+    stale = []
+    for job_id in job_ids:
+        written = cache.heard.get(job_id)
+        if written is None or now - written[0] >= HEARD_PRECISION:
+            stale.append(job_id)
+            cache.heard[job_id] = (now, now)
+        else:
+            cache.heard[job_id] = (written[0], now)
+    if stale:
+        j = schema.jobs
+        conn.execute(update(j).where(j.c.job_id.in_(stale)).values(last_heard=now))
 
 
 def _refresh_jobs(
@@ -326,13 +426,16 @@ def _refresh_jobs(
     j = schema.jobs
     for job_id in job_ids:
         before = result.statuses.get(job_id, "running")
-        if job_id not in touched_runs and before == "running":
-            continue
+        if (job_id not in touched_runs and before == "running") or before == "deleting":
+            continue  # a job being deleted stays so: what arrives now goes with it
         values = _job_values(conn, job_id)
         conn.execute(update(j).where(j.c.job_id == job_id).values(**values))
         result.statuses[job_id] = values["status"]
         if values["status"] != "running" and values["status"] != before:
             result.changes.append(("job_finished", job_id, None))
+        elif values["status"] == "running" and before == "abandoned":
+            # A late event revives it: the page reloads its tests (no longer aborted).
+            result.changes.append(("job_started", job_id, None))
 
 
 def _job_values(conn: Connection, job_id: str) -> dict[str, Any]:
@@ -356,6 +459,7 @@ def _job_values(conn: Connection, job_id: str) -> dict[str, Any]:
         status = job_status(list(counts), bool(errors), exits, interrupted)
     return {
         "status": status,
+        "rank": schema.rank(status),
         "start_time": min(starts) if starts else None,
         "stop_time": max(stops) if finished and stops else None,
         "exitstatus": max(exits, key=lambda code: (code not in (0, 5), code)) if exits else None,
@@ -363,6 +467,7 @@ def _job_values(conn: Connection, job_id: str) -> dict[str, Any]:
         "xdist": any(row["xdist"] for row in rows),
         "workers": sum(row["workers"] or 0 for row in rows),
         "collect_errors": json.dumps(errors) if errors else None,
+        "sort_time": func.coalesce(min(starts) if starts else None, schema.jobs.c.created),
     }
 
 

@@ -24,6 +24,7 @@ pytest_plugins = ["pytester"]
 @dataclass
 class Behaviour:
     batch: bool = False  # answer with X-Pytest-RT-Batch: 1
+    heartbeat: str | None = None  # answer with X-Pytest-RT-Heartbeat: <this>
     fail_first: int = 0  # answer the first N requests with `fail_status`
     fail_status: int = 503
     retry_after: str | None = None
@@ -70,6 +71,8 @@ class Receiver:
                 self.send_response(status)
                 if receiver.behaviour.batch:
                     self.send_header("X-Pytest-RT-Batch", "1")
+                if receiver.behaviour.heartbeat:
+                    self.send_header("X-Pytest-RT-Heartbeat", receiver.behaviour.heartbeat)
                 if receiver.behaviour.retry_after and status >= 400:
                     self.send_header("Retry-After", receiver.behaviour.retry_after)
                 self.send_header("Content-Type", "application/json")

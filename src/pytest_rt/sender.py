@@ -15,13 +15,20 @@ can wait on the network happens here, in one background thread (or, for
   load balancer): retried like a 503.
 - other 4xx: the event is rejected and not retried (a batch is first split,
   so one bad event does not take its neighbours with it).
+- ``X-Pytest-RT-Heartbeat: N`` in an answer: while the run is live and nothing
+  was sent for N seconds, a ``heartbeat`` event says the run is still alive (a
+  long test, a slow fixture), so the receiver does not take it for abandoned.
+  Heartbeats are not spooled and carry no ``seq``: never resent, never a gap.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +44,9 @@ BACKOFF_MAX = 15.0
 RETRY_AFTER_MAX = 60.0
 ACKED_SAVE_INTERVAL = 1.0
 PIPELINE = 32  # requests in flight on one connection, for a receiver that doesn't batch
+# Bounds on the heartbeat interval a receiver asks for (tests lower the floor).
+HEARTBEAT_MIN = 5.0
+HEARTBEAT_MAX = 3600.0
 
 
 @dataclass
@@ -81,6 +91,9 @@ class Sender:
         self._no_pipelining = False
         self._saved = float("-inf")  # when the acknowledged count was last saved
         self.on_ack = on_ack  # replay's progress bar
+        self.heartbeat: float | None = None  # seconds, once the receiver announced it
+        self._last_post = time.monotonic()
+        self._identity: dict[str, object] | None = None  # job_id, run_id of the events sent
 
     @classmethod
     def to(cls, target: HttpTarget, source: Source, *, batch: bool | None, start: int = 0,
@@ -114,7 +127,7 @@ class Sender:
                 if not inflight:
                     if self.closing and self.acked >= self.produced:
                         return
-                    self.wake.wait(0.5)
+                    self.wake.wait(self._heartbeat_due() or 0.5)
                     continue
             sent = self._send(inflight)
             inflight = inflight[sent:]
@@ -123,6 +136,27 @@ class Sender:
                 # more try, not a wait: the events are on disk for `pytest-rt replay`.
                 # One that resets or stalls is there, and is retried until the deadline.
                 return
+
+    def _heartbeat_due(self) -> float | None:
+        """Send a heartbeat when one is due; seconds until the next, or None without them.
+
+        Only while the run is live (not once closing, nor in replay, which starts
+        closed) and only to a receiver that announced it takes them.
+        """
+        if self.heartbeat is None or self.closing or self._identity is None:
+            return None
+        every = min(max(self.heartbeat, HEARTBEAT_MIN), HEARTBEAT_MAX)
+        left = self._last_post + every - time.monotonic()
+        if left > 0:
+            return min(left, 0.5)
+        self._last_post = time.monotonic()  # tried: the next one is an interval away
+        body = json.dumps(self._identity | {
+            "fw": "2", "type": "heartbeat", "event_id": uuid.uuid4().hex, "time": time.time(),
+        }).encode()
+        # Nothing rides on the answer: events carry their own retries.
+        with contextlib.suppress(TransportError):
+            self.transport.post_many([body], timeout=self.transport.target.timeout)
+        return min(every, 0.5)
 
     def _past_deadline(self) -> bool:
         return self.closing and time.monotonic() >= self.deadline
@@ -153,6 +187,9 @@ class Sender:
         if self.closing:
             timeout = min(timeout, self.deadline - time.monotonic())
         self.stats.posts += len(bodies)
+        self._last_post = time.monotonic()
+        if self._identity is None:
+            self._learn_identity(lines[0])
         closing = self.closing  # a try that began before close() does not count as the last
         try:
             answers = self.transport.post_many(bodies, timeout=timeout)
@@ -170,6 +207,16 @@ class Sender:
         if as_array:
             return self._handle(answers[0], lines)
         return self._handle_each(answers, lines)
+
+    def _learn_identity(self, line: bytes) -> None:
+        """The job and run a heartbeat speaks for: those of the events (read once)."""
+        try:
+            event = json.loads(line)
+            self._identity = {k: event[k] for k in ("job_id", "run_id", "custom_id") if k in event}
+        except (ValueError, TypeError):
+            self._identity = None
+        if self._identity is not None and "job_id" not in self._identity:
+            self._identity = None
 
     def _handle_each(self, answers: list[Answer], lines: list[bytes]) -> int:
         """Pipelined answers, one per event, acknowledged in order up to the first miss."""
@@ -192,6 +239,8 @@ class Sender:
             self._acknowledge(len(lines))
             if answer.batch_ok and self.forced_batch is None:
                 self.batching = True
+            if answer.heartbeat is not None:
+                self.heartbeat = answer.heartbeat
             return len(lines)
         mid_deploy = status in (404, 405) and self.stats.delivered > 0
         if status in (408, 429) or status >= 500 or mid_deploy:

@@ -24,6 +24,7 @@ from pytest_rt import __version__
 from pytest_rt.http11 import Connection, RefusedTunnel, Response
 
 BATCH_HEADER = "X-Pytest-RT-Batch"
+HEARTBEAT_HEADER = "X-Pytest-RT-Heartbeat"
 _STALE = ("connection closed without an answer", "connection reset", "BrokenPipeError")
 USER_AGENT = f"pytest-rt/{__version__}"
 
@@ -36,6 +37,7 @@ class Answer:
     text: str  # the first 200 characters of the body, for messages
     location: str | None = None  # where a redirect points
     will_close: bool = False  # the server closes the connection after this answer
+    heartbeat: float | None = None  # X-Pytest-RT-Heartbeat: seconds, the receiver takes them
 
 
 class TransportError(Exception):
@@ -219,6 +221,7 @@ def _answer(response: Response) -> Answer:
         text=response.body.decode("utf-8", "replace")[:200],
         location=headers.get("location"),
         will_close=response.will_close,
+        heartbeat=_retry_after(headers.get(HEARTBEAT_HEADER.lower())),
     )
 
 

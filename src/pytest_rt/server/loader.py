@@ -24,6 +24,8 @@ from .store import Store
 from .writer import WriteResult
 
 BATCH_HEADER = (b"x-pytest-rt-batch", b"1")
+# The plugin then sends a heartbeat after this many seconds without events (lifecycle.py).
+HEARTBEAT_HEADER = (b"x-pytest-rt-heartbeat", b"30")
 Answer = tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]
 
 
@@ -64,7 +66,7 @@ class Loader:
             extra = [(b"www-authenticate", b"Bearer")] if exc.status == 401 else []
             return exc.status, {"error": exc.message}, extra
         answer = {"accepted": result.accepted, "duplicates": result.duplicates}
-        return 200, answer, [BATCH_HEADER]
+        return 200, answer, [BATCH_HEADER, HEARTBEAT_HEADER]
 
     def _check_token(self, header: str) -> None:
         if self.token is None:

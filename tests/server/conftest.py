@@ -83,7 +83,7 @@ def app(config: ServeConfig, store: Store) -> Any:
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://rt.test") as the_client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as the_client:
         yield the_client
 
 

@@ -15,6 +15,7 @@ from pytest_rt.server.config import ServeConfig
 from pytest_rt.server.store import Store
 
 pytestmark = pytest.mark.anyio
+JSON = {"Content-Type": "application/json"}  # POST /loader takes JSON only (415 otherwise)
 
 
 async def post(client: httpx.AsyncClient, body: Any, **kwargs: Any) -> httpx.Response:
@@ -314,7 +315,7 @@ async def test_a_shard_stop_arriving_first_still_counts(client: httpx.AsyncClien
 async def test_bad_input_gets_a_4xx_saying_what_is_wrong(
     client: httpx.AsyncClient, body: bytes, status: int, words: str
 ) -> None:
-    response = await client.post("/loader", content=body)
+    response = await client.post("/loader", content=body, headers=JSON)
     assert response.status_code == status, response.text
     assert words in response.json()["error"]
     assert (await client.get("/api/jobs")).json()["total"] == 0
@@ -331,7 +332,7 @@ async def test_text_that_a_database_would_refuse_is_stored_cleaned(
 ) -> None:
     run = Run()
     body = json.dumps([run.start_run(["a::t\u0000"]), run.stop("a::t\u0000", msg="x\ud800y")])
-    assert (await client.post("/loader", content=body)).status_code == 200
+    assert (await client.post("/loader", content=body, headers=JSON)).status_code == 200
     test = (await job(client, run.job_id))["tests"][0]
     assert test["nodeid"] == "a::t\ufffd"
     assert test["msg"] == "x?y"
@@ -357,7 +358,7 @@ async def test_a_very_long_nodeid_is_stored(client: httpx.AsyncClient) -> None:
 async def test_a_body_over_the_limit_gets_413(store: Store) -> None:
     app = create_app(ServeConfig(max_body=1000), store)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://rt.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         run = Run()
         big = run.start_run([f"a::t{i}" for i in range(100)])
         response = await post(client, big)
@@ -368,7 +369,7 @@ async def test_a_body_over_the_limit_gets_413(store: Store) -> None:
             for _ in range(10):
                 yield b" " * 500
 
-        response = await client.post("/loader", content=chunks())
+        response = await client.post("/loader", content=chunks(), headers=JSON)
         assert response.status_code == 413
         assert (await post(client, run.start_run(["a::t1"]))).status_code == 200
 
@@ -376,7 +377,7 @@ async def test_a_body_over_the_limit_gets_413(store: Store) -> None:
 async def test_a_token_is_required_when_configured(store: Store) -> None:
     app = create_app(ServeConfig(token="s3cret"), store)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://rt.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         event = Run().start_run(["a::t1"])
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
                         {"Authorization": "Basic s3cret"}):

@@ -255,7 +255,7 @@ async def test_pages_are_served_with_security_headers(
     (tmp_path / "app.js").write_text("console.log(1)")
     app = create_app(ServeConfig(), store, static_dir=tmp_path)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://rt.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         for url, title in (("/", "jobs"), ("/jobs/some-job", "job")):
             response = await client.get(url)
             assert response.status_code == 200
@@ -273,6 +273,6 @@ async def test_pages_are_served_with_security_headers(
 
     app = create_app(ServeConfig(), store, static_dir=tmp_path / "absent")
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://rt.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         assert (await client.get("/")).status_code == 404
         assert (await client.get("/static/app.js")).status_code == 404

@@ -123,8 +123,14 @@ INGEST_ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (400, "The body is not JSON"),
         (401, "Missing or wrong token (when the server has one)"),
-        (413, "The body is larger than --max-body"),
-        (422, "Not an event: wrong type, unknown event type, missing job_id..."),
+        (408, "The body did not arrive within --body-timeout"),
+        (413, "The body is larger than --max-body, or a startTestRun lists more tests than "
+              "--max-tests-per-run"),
+        (415, "The Content-Type is not application/json"),
+        (421, "The Host header is not one the receiver answers to (--allowed-host)"),
+        (422, "Not an event: wrong type, unknown event type, missing job_id, custom_data "
+              "nested deeper than 32 levels or larger than 64 KB..."),
+        (503, "Request bodies in flight hold the --max-inflight budget: retry shortly"),
     )
 }
 

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse as _JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
@@ -17,7 +18,9 @@ from starlette.staticfiles import StaticFiles
 from .. import __version__
 from . import api_schema
 from .config import ServeConfig
-from .ingest import clean_text
+from .guard import Guard
+from .ingest import MAX_SHORT_CHARS, clean_text, cut_text
+from .jsonsafe import dumps_safe
 from .lifecycle import Lifecycle
 from .loader import Loader, LoaderFastPath
 from .sse import Hub
@@ -28,10 +31,18 @@ NO_CACHE = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 HTML_HEADERS = NO_CACHE | {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'"
+        "connect-src 'self'; frame-ancestors 'none'"
     ),
 }
 JobStatus = Literal["running", "abandoned", "passed", "failed", "interrupted"]
+
+
+class JSONResponse(_JSONResponse):
+    """Starlette's JSON answer, except that no stored value can make it fail: a value too
+    deep for the encoder (stored before the ingest limits) is cut with a marker."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps_safe(content)
 
 
 class _StaticFiles(StaticFiles):
@@ -73,6 +84,10 @@ def create_app(
         summary="Receives pytest-rt events and serves the live dashboard.",
         version=__version__,
         lifespan=lifespan,
+        # FastAPI's viewers load their scripts from a CDN: the dashboard promises to
+        # work offline, and /openapi.json (linked from the dashboard) is the description.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.store = the_store
     app.state.hub = hub
@@ -90,6 +105,7 @@ def create_app(
     _read_routes(app, the_store, hub)
     lifecycle.add_routes(app)
     _page_routes(app, static_dir)
+    app.add_middleware(Guard, config=config)  # added last: the outermost layer
     return app
 
 
@@ -124,7 +140,8 @@ def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:
         limit: int = Query(50, ge=1, le=1000),
         offset: int = Query(0, ge=0, le=2**31),
     ) -> Response:
-        env = clean_text(env) if env is not None else None
+        # Cut as ingest cuts it: a job filed under a very long env is found by it.
+        env = cut_text(clean_text(env), MAX_SHORT_CHARS, newline=False) if env else env
         page = await run_in_threadpool(store.jobs_page, status, env, limit, offset)
         return JSONResponse(page)
 

@@ -7,9 +7,14 @@ import os
 import sys
 
 from .config import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_DB,
+    DEFAULT_HEAD_TIMEOUT,
     DEFAULT_HOST,
     DEFAULT_MAX_BODY,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_INFLIGHT,
+    DEFAULT_MAX_TESTS_PER_RUN,
     DEFAULT_PORT,
     DEFAULT_STALE_AFTER,
     TOKEN_ENV,
@@ -47,6 +52,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest POST body accepted, else 413 (default %(default)s)",
     )
     parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a name the receiver is reached by (the Host header), repeatable; '*' for any. "
+        "Default: the bound address, plus localhost, 127.0.0.1 and ::1 on loopback; "
+        "any name when bound to another address",
+    )
+    parser.add_argument(
+        "--max-inflight",
+        type=int,
+        default=DEFAULT_MAX_INFLIGHT,
+        metavar="BYTES",
+        help="bytes of request bodies held at once over all connections, else 503 "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--head-timeout",
+        type=float,
+        default=DEFAULT_HEAD_TIMEOUT,
+        metavar="SECONDS",
+        help="a request head must arrive within this, else the connection is closed "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help="a request body must arrive within this, else 408 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open connections at most (also kept below the open-file limit); past it the "
+        "one idle longest is closed (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-tests-per-run",
+        type=int,
+        default=DEFAULT_MAX_TESTS_PER_RUN,
+        metavar="N",
+        help="most tests one startTestRun may list, else 413: writing it holds every other "
+        "client's POST (~1 s per 45,000 on SQLite) (default %(default)s)",
+    )
+    parser.add_argument(
         "--stale-after",
         type=float,
         default=DEFAULT_STALE_AFTER,
@@ -73,6 +126,16 @@ def parse_config(argv: list[str]) -> ServeConfig:
     days = args.retain_days
     if not 0 < args.stale_after < 1e9 or (days is not None and not 0 < days < 1e6):
         build_parser().error("--stale-after and --retain-days must be positive numbers")
+    if args.max_inflight < 1:
+        build_parser().error("--max-inflight must be a positive number of bytes")
+    if args.max_connections < 1 or args.max_tests_per_run < 1:
+        build_parser().error("--max-connections and --max-tests-per-run must be at least 1")
+    for name in ("head_timeout", "body_timeout"):
+        if not 0 < getattr(args, name) < 1e6:
+            build_parser().error(f"--{name.replace('_', '-')} must be a positive number")
+    hosts = args.allowed_host
+    if hosts is not None and not all(name.strip() for name in hosts):
+        build_parser().error("--allowed-host needs a name (or '*' for any)")
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     return ServeConfig(
         host=args.host,
@@ -82,6 +145,12 @@ def parse_config(argv: list[str]) -> ServeConfig:
         max_body=args.max_body,
         stale_after=args.stale_after,
         retain_days=args.retain_days,
+        allowed_hosts=tuple(hosts) if hosts is not None else None,
+        max_inflight=args.max_inflight,
+        head_timeout=args.head_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
+        max_tests_per_run=args.max_tests_per_run,
     )
 
 
@@ -103,8 +172,12 @@ def serve_main(argv: list[str]) -> int:
 
 def _run(config: ServeConfig) -> int:
     from .app import create_app
-    from .runner import make_server, public_without_token
+    from .limits import raise_nofile_limit
+    from .runner import any_host_by_default, make_server, public_without_token
 
+    # Each connection is a file descriptor: many clients (or slow ones) must not
+    # exhaust a default soft limit of 1,024 while the hard limit allows more.
+    raise_nofile_limit()
     if config.db_url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(config.db_url[len("sqlite:///") :]) or ".", exist_ok=True)
     try:
@@ -116,6 +189,12 @@ def _run(config: ServeConfig) -> int:
         print(
             f"pytest-rt serve: warning: listening on {config.host} without a token: anyone "
             f"who can reach this address can post results (use --token or {TOKEN_ENV})",
+            file=sys.stderr,
+        )
+    if any_host_by_default(config):
+        print(
+            f"pytest-rt serve: note: bound to {config.host}, so any Host name is answered; "
+            "name the ones you use with --allowed-host to refuse DNS rebinding",
             file=sys.stderr,
         )
     server = make_server(config, app)

@@ -16,6 +16,8 @@ import json
 import math
 from typing import Any, NamedTuple
 
+from .jsonsafe import MAX_DEPTH, depth_of
+
 MAX_ID_LEN = 200
 # PostgreSQL's B-tree rows are limited to ~2.7 kB: longer node ids are looked
 # up by a digest instead (see :func:`nodeid_key`).
@@ -24,6 +26,19 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 # Bounds that keep every sum and difference finite (JSON has no Infinity).
 MAX_TIME = 1e11  # Unix seconds: year 5138
 MAX_DURATION = 1e9
+# Every free-form field is bounded, so nothing stored can make a read slow or fail.
+# Text is cut with a visible marker (as the plugin cuts ``msg``): the start of a
+# message or name says what it is. Structured values (``custom_data``, the test
+# list) are refused whole instead: half an object would mislead.
+MAX_CUSTOM_DATA_BYTES = 64 * 1024
+MAX_MSG_CHARS = 100_000  # msg, rerun_msgs, collection errors, descriptions
+MAX_NAME_CHARS = 10_000  # node ids, locations, files
+MAX_SHORT_CHARS = 1_000  # env, custom_id, uuid, worker, outcome, when, a marker
+MAX_LIST_ITEMS = 1_000  # markers, rerun_msgs, collect_errors
+# Tests per startTestRun: SQLite writes ~45,000 declared tests a second on the
+# 2-core machine, and one request holds the single writer: 50,000 keep the wait
+# of every other client's POST near 1 s (``--max-tests-per-run`` moves it).
+MAX_TESTS_PER_RUN = 50_000
 STATUSES = ("passed", "failed", "error", "skipped")
 # Statuses some clients send in their own words, mapped to (status, outcome).
 STATUS_ALIASES = {
@@ -127,6 +142,25 @@ def clean_text(value: str) -> str:
     return value
 
 
+def cut_text(value: str, limit: int, newline: bool = True) -> str:
+    """``value`` cut to ``limit`` characters with the plugin's visible marker."""
+    if len(value) <= limit:
+        return value
+    cut = len(value) - limit
+    sep = "\n" if newline else " "
+    return f"{value[:limit]}{sep}[... {cut} characters truncated by pytest-rt]"
+
+
+def cut_name(value: str) -> str:
+    """A node id cut like :func:`cut_text`, keeping a digest of the whole so that two
+    long ids that differ only after the cut stay two tests."""
+    if len(value) <= MAX_NAME_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    cut = len(value) - MAX_NAME_CHARS
+    return f"{value[:MAX_NAME_CHARS]} [... {cut} characters truncated by pytest-rt, {digest}]"
+
+
 def nodeid_key(nodeid: str) -> str:
     """The indexed form of a node id: itself, or a digest when it is too long to index."""
     if len(nodeid) * 4 <= MAX_KEY_BYTES or len(nodeid.encode("utf-8")) <= MAX_KEY_BYTES:
@@ -134,8 +168,11 @@ def nodeid_key(nodeid: str) -> str:
     return "sha256:" + hashlib.sha256(nodeid.encode("utf-8")).hexdigest()
 
 
-def parse_body(body: bytes) -> list[Event]:
-    """The events of one POST body: one event object or an array of them."""
+def parse_body(body: bytes, max_tests: int = MAX_TESTS_PER_RUN) -> list[Event]:
+    """The events of one POST body: one event object or an array of them.
+
+    ``max_tests``: the most tests a startTestRun may list (413 beyond).
+    """
     if not body.strip():
         raise IngestError(400, "the body is empty: send one JSON event object or an array")
     try:
@@ -143,13 +180,13 @@ def parse_body(body: bytes) -> list[Event]:
     except (ValueError, RecursionError) as exc:
         raise IngestError(400, f"the body is not JSON: {exc}") from None
     if isinstance(data, dict):
-        return [parse_event(data, None)]
+        return [parse_event(data, None, max_tests)]
     if isinstance(data, list):
-        return [parse_event(item, index) for index, item in enumerate(data)]
+        return [parse_event(item, index, max_tests) for index, item in enumerate(data)]
     raise IngestError(422, "the body must be a JSON object (one event) or an array of events")
 
 
-def parse_event(data: Any, index: int | None) -> Event:
+def parse_event(data: Any, index: int | None, max_tests: int = MAX_TESTS_PER_RUN) -> Event:
     """One event; ``index`` is its place in a batch (for the error message)."""
     fields = _Fields(data, index)
     kind = fields.required_str("type")
@@ -161,11 +198,11 @@ def parse_event(data: Any, index: int | None) -> Event:
         job_id=job_id,
         run_id=fields.ident("run_id") or "",
         event_id=fields.ident("event_id"),
-        custom_id=fields.opt_str("custom_id"),
+        custom_id=fields.opt_str("custom_id", MAX_SHORT_CHARS),
     )
     fields.opt_int("seq", 0, 2**62)
     if kind == "startTestRun":
-        return _run_start(fields, meta)
+        return _run_start(fields, meta, max_tests)
     if kind == "stopTestRun":
         return RunStop(
             meta=meta,
@@ -175,14 +212,14 @@ def parse_event(data: Any, index: int | None) -> Event:
             collect_errors=fields.collect_errors(),
         )
     if kind in ("startTestItem", "startTest"):
-        nodeid = fields.required_str("test")
+        nodeid = fields.name("test")
         return ItemStart(
             meta=meta,
             nodeid=nodeid,
             key=nodeid_key(nodeid),
             start_time=fields.opt_time("startTime"),
-            uuid=fields.opt_str("uuid"),
-            worker=fields.opt_str("worker"),
+            uuid=fields.opt_str("uuid", MAX_SHORT_CHARS),
+            worker=fields.opt_str("worker", MAX_SHORT_CHARS),
         )
     if kind in ("stopTestItem", "stopTest"):
         return _item_stop(fields, meta)
@@ -195,21 +232,21 @@ def parse_event(data: Any, index: int | None) -> Event:
     )
 
 
-def _run_start(fields: _Fields, meta: Meta) -> RunStart:
+def _run_start(fields: _Fields, meta: Meta, max_tests: int) -> RunStart:
     return RunStart(
         meta=meta,
-        env=fields.opt_str("env"),
+        env=fields.opt_str("env", MAX_SHORT_CHARS),
         start_time=fields.opt_time("startTime"),
         custom_data=fields.custom_data(),
         collect_errors=fields.collect_errors(),
         xdist=fields.opt_bool("xdist"),
         workers=fields.opt_int("workers", 0, 1_000_000),
-        tests=fields.tests(),
+        tests=fields.tests(max_tests),
     )
 
 
 def _item_stop(fields: _Fields, meta: Meta) -> ItemStop:
-    nodeid = fields.required_str("test")
+    nodeid = fields.name("test")
     raw_status = fields.required_str("status")
     if raw_status in STATUSES:
         status, default_outcome = raw_status, raw_status
@@ -217,19 +254,19 @@ def _item_stop(fields: _Fields, meta: Meta) -> ItemStop:
         status, default_outcome = STATUS_ALIASES[raw_status]
     else:
         raise fields.error("status", f"unknown status {raw_status!r}: expected one of {STATUSES}")
-    rerun_msgs = fields.str_list("rerun_msgs")
+    rerun_msgs = fields.str_list("rerun_msgs", MAX_MSG_CHARS)
     return ItemStop(
         meta=meta,
         nodeid=nodeid,
         key=nodeid_key(nodeid),
         status=status,
-        outcome=fields.opt_str("outcome") or default_outcome,
+        outcome=fields.opt_str("outcome", MAX_SHORT_CHARS) or default_outcome,
         msg=fields.msg(),
         stop_time=fields.opt_time("stopTime"),
-        uuid=fields.opt_str("uuid"),
-        when=fields.opt_str("when"),
+        uuid=fields.opt_str("uuid", MAX_SHORT_CHARS),
+        when=fields.opt_str("when", MAX_SHORT_CHARS),
         duration=fields.opt_number("duration"),
-        worker=fields.opt_str("worker"),
+        worker=fields.opt_str("worker", MAX_SHORT_CHARS),
         reruns=fields.opt_int("reruns", 0, INT_MAX) or 0,
         rerun_msgs=json.dumps(list(rerun_msgs)),
     )
@@ -264,16 +301,20 @@ class _Fields:
             raise self._wrong(key, "a string", value)
         return clean_text(value)
 
-    def opt_str(self, key: str) -> str | None:
+    def name(self, key: str) -> str:
+        """A required node id, cut (keeping it distinct) when longer than MAX_NAME_CHARS."""
+        return cut_name(self.required_str(key))
+
+    def opt_str(self, key: str, limit: int) -> str | None:
         value = self.data.get(key)
         if value is None:
             return None
         if not isinstance(value, str):
             raise self._wrong(key, "a string or null", value)
-        return clean_text(value)
+        return cut_text(clean_text(value), limit, newline=limit >= MAX_MSG_CHARS)
 
     def ident(self, key: str, required: bool = False) -> str | None:
-        value = self.required_str(key) if required else self.opt_str(key)
+        value = self.required_str(key) if required else self.opt_str(key, MAX_SHORT_CHARS)
         if value is not None and len(value) > MAX_ID_LEN:
             raise self.error(key, f"is longer than {MAX_ID_LEN} characters")
         if required and not value:
@@ -324,20 +365,26 @@ class _Fields:
             return value
         raise self._wrong(key, "a boolean", value)
 
-    def str_list(self, key: str) -> tuple[str, ...]:
+    def str_list(self, key: str, limit: int) -> tuple[str, ...]:
+        """Strings each cut to ``limit``; past MAX_LIST_ITEMS one marker says how many more."""
         value = self.data.get(key)
         if value is None:
             return ()
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise self._wrong(key, "an array of strings", value)
-        return tuple(clean_text(item) for item in value)
+        kept = [cut_text(clean_text(item), limit) for item in value[:MAX_LIST_ITEMS]]
+        if len(value) > MAX_LIST_ITEMS:
+            kept.append(f"[... {len(value) - MAX_LIST_ITEMS} more truncated by pytest-rt]")
+        return tuple(kept)
 
     def msg(self) -> str:
         """The seed's ``msg``: a string, or (unittest family) a list of strings."""
         value = self.data.get("msg")
         if isinstance(value, list):
-            return "\n".join(self.str_list("msg"))
-        return self.opt_str("msg") or ""
+            if not all(isinstance(item, str) for item in value):
+                raise self._wrong("msg", "a string or an array of strings", value)
+            return cut_text("\n".join(clean_text(item) for item in value), MAX_MSG_CHARS)
+        return self.opt_str("msg", MAX_MSG_CHARS) or ""
 
     def custom_data(self) -> str | None:
         value = self.data.get("custom_data")
@@ -350,7 +397,20 @@ class _Fields:
             return None
         if not isinstance(value, dict):
             raise self._wrong("custom_data", "an object or null", value)
-        return _dumps(value)
+        # Refused, not cut: custom_data is the user's own structure (a Git ref, a
+        # build URL); a silently pruned copy would mislead the tools that read it.
+        depth = depth_of(value, MAX_DEPTH)
+        if depth > MAX_DEPTH:
+            raise self.error(
+                "custom_data", f"is nested more than {MAX_DEPTH} levels deep ({depth} or more)"
+            )
+        text = _dumps(value)
+        if len(text) > MAX_CUSTOM_DATA_BYTES:
+            raise self.error(
+                "custom_data",
+                f"is {len(text)} bytes as JSON, more than the limit of {MAX_CUSTOM_DATA_BYTES}",
+            )
+        return text
 
     def collect_errors(self) -> str | None:
         value = self.data.get("collect_errors")
@@ -365,10 +425,17 @@ class _Fields:
             nodeid, msg = item.get("nodeid"), item.get("msg")
             if not isinstance(nodeid, (str, type(None))) or not isinstance(msg, (str, type(None))):
                 raise self.error("collect_errors", "nodeid and msg must be strings")
-            errors.append({"nodeid": nodeid or "", "msg": msg or ""})
+            errors.append({
+                "nodeid": cut_text(nodeid or "", MAX_NAME_CHARS, newline=False),
+                "msg": cut_text(msg or "", MAX_MSG_CHARS),
+            })
+        if len(errors) > MAX_LIST_ITEMS:
+            more = len(errors) - MAX_LIST_ITEMS
+            errors = errors[:MAX_LIST_ITEMS]
+            errors.append({"nodeid": "", "msg": f"[... {more} more truncated by pytest-rt]"})
         return _dumps(errors)
 
-    def tests(self) -> tuple[TestDecl, ...]:
+    def tests(self, max_tests: int) -> tuple[TestDecl, ...]:
         value = self.data.get("tests")
         if value is None:
             return ()
@@ -380,6 +447,14 @@ class _Fields:
             items = value
         else:
             raise self._wrong("tests", "an array of tests", value)
+        if len(items) > max_tests:
+            # 413: too large to write at once (it would hold the one writer), not malformed.
+            raise IngestError(
+                413,
+                f"{self.where}: field 'tests': lists {len(items)} tests, more than the limit "
+                f"of {max_tests} per startTestRun (--max-tests-per-run); the tests' own "
+                "events are still taken, without the list",
+            )
         return tuple(self._test(item, i) for i, item in enumerate(items))
 
     def _test(self, item: Any, i: int) -> TestDecl:
@@ -389,15 +464,18 @@ class _Fields:
             raise self.error("tests", f"entry {i} must be an object, got {_type_name(item)}")
         entry = _Fields(item, None)
         entry.where = f"{self.where}: tests[{i}]"
-        nodeid = entry.required_str("nodeid")
+        nodeid = entry.name("nodeid")
         return TestDecl(
             nodeid=nodeid,
             key=nodeid_key(nodeid),
-            location=entry.opt_str("location"),
-            uuid=entry.opt_str("uuid"),
-            description=entry.opt_str("description"),
-            file=entry.opt_str("file") or (nodeid.split("::", 1)[0] if "::" in nodeid else None),
-            markers=entry.str_list("markers"),
+            location=entry.opt_str("location", MAX_NAME_CHARS),
+            uuid=entry.opt_str("uuid", MAX_SHORT_CHARS),
+            description=entry.opt_str("description", MAX_MSG_CHARS),
+            file=(
+                entry.opt_str("file", MAX_NAME_CHARS)
+                or (nodeid.split("::", 1)[0] if "::" in nodeid else None)
+            ),
+            markers=entry.str_list("markers", MAX_SHORT_CHARS),
         )
 
 

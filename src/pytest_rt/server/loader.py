@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import ServeConfig
 from .ingest import IngestError, parse_body
+from .limits import BodyBudget
 from .sse import Hub, encode_changes
 from .store import Store
 from .writer import WriteResult
@@ -26,13 +28,41 @@ from .writer import WriteResult
 BATCH_HEADER = (b"x-pytest-rt-batch", b"1")
 # The plugin then sends a heartbeat after this many seconds without events (lifecycle.py).
 HEARTBEAT_HEADER = (b"x-pytest-rt-heartbeat", b"30")
+CLOSE_HEADER = (b"connection", b"close")
 Answer = tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]
+logger = logging.getLogger("pytest_rt.server")
+
+
+def json_content_type(value: str | None) -> bool:
+    """True for ``application/json``, with no parameter but a UTF-8 charset.
+
+    A page on another origin can send only text/plain, form or multipart bodies
+    without a CORS preflight (which this receiver never answers): requiring
+    JSON is what keeps a browser from writing here.
+    """
+    if value is None:
+        return False
+    media, _, params = value.partition(";")
+    if media.strip().lower() != "application/json":
+        return False
+    for param in params.split(";"):
+        name, _, arg = param.partition("=")
+        if not name.strip():
+            continue
+        if name.strip().lower() != "charset" or arg.strip().strip('"').lower() not in (
+            "utf-8", "utf8"
+        ):
+            return False
+    return True
 
 
 class Loader:
     def __init__(self, config: ServeConfig, store: Store, hub: Hub) -> None:
         self.token = config.token.encode("utf-8") if config.token is not None else None
         self.max_body = config.max_body
+        self.max_tests = config.max_tests_per_run
+        self.body_timeout = config.body_timeout
+        self.budget = BodyBudget(max(config.max_inflight, config.max_body))
         self.store = store
         self.hub = hub
 
@@ -57,14 +87,26 @@ class Loader:
         """Status, JSON body and extra headers for one POST."""
         headers = Headers(scope=scope)
         loop = asyncio.get_running_loop()
+        held = [0]  # bytes of the budget this request holds
         try:
             self._check_token(headers.get("authorization", ""))
-            body = await self._read_body(receive, headers.get("content-length"))
+            if not json_content_type(headers.get("content-type")):
+                raise IngestError(
+                    415, "send the events as 'Content-Type: application/json'"
+                )
+            body = await self._read_body(receive, headers.get("content-length"), held)
             # Parsing runs on the writer thread too: the event loop only does HTTP.
             result = await loop.run_in_executor(self.store.writer, self._ingest, body, loop)
         except IngestError as exc:
             extra = [(b"www-authenticate", b"Bearer")] if exc.status == 401 else []
+            if exc.status in (408, 413, 503):
+                # The body may be unread: this connection cannot carry another request.
+                extra.append(CLOSE_HEADER)
+            if exc.status == 503:
+                extra.append((b"retry-after", b"1"))
             return exc.status, {"error": exc.message}, extra
+        finally:
+            self.budget.give(held[0])
         answer = {"accepted": result.accepted, "duplicates": result.duplicates}
         return 200, answer, [BATCH_HEADER, HEARTBEAT_HEADER]
 
@@ -77,14 +119,44 @@ class Loader:
         ):
             raise IngestError(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
 
-    async def _read_body(self, receive: Receive, length: str | None) -> bytes:
-        """The body, refused with 413 as soon as it grows past the limit."""
+    async def _read_body(self, receive: Receive, length: str | None, held: list[int]) -> bytes:
+        """The body, refused with 413 as soon as it grows past the limit, 408 when it is
+        not complete within the body timeout, 503 when the bodies in flight would take
+        more memory than the budget. ``held[0]`` counts the budget taken."""
         limit = self.max_body
         too_big = IngestError(
             413, f"the body is larger than the limit of {limit} bytes (--max-body)"
         )
         if length is not None and length.isdigit() and int(length) > limit:
             raise too_big
+        # One timer for the whole body (asyncio.timeout is 3.11+, wait_for costs a task
+        # per chunk): when it fires it cancels this task, which ends the wait below.
+        task = asyncio.current_task()
+        assert task is not None
+        expired: list[bool] = []
+
+        def expire() -> None:
+            expired.append(True)
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(self.body_timeout, expire)
+        try:
+            return await self._read_chunks(receive, too_big, held)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            if hasattr(task, "uncancel"):  # 3.11+: this cancel is handled here
+                task.uncancel()
+            raise IngestError(
+                408, f"the body did not arrive within {self.body_timeout:g} s"
+            ) from None
+        finally:
+            timer.cancel()
+
+    async def _read_chunks(
+        self, receive: Receive, too_big: IngestError, held: list[int]
+    ) -> bytes:
+        limit = self.max_body
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -95,6 +167,11 @@ class Loader:
             size += len(chunk)
             if size > limit:
                 raise too_big
+            if not self.budget.take(len(chunk)):
+                raise IngestError(
+                    503, "the receiver holds as many request bodies as it may: retry shortly"
+                )
+            held[0] += len(chunk)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -105,11 +182,17 @@ class Loader:
         Snapshots are taken and queued in commit order, so a dashboard never
         sees a test go back from finished to running.
         """
-        events = parse_body(body)
+        events = parse_body(body, self.max_tests)
         result = self.store.write(events)
         if result.changes and self.hub.wants(job_id for _, job_id, _ in result.changes):
-            encoded = encode_changes(self.store.change_messages(result.changes))
-            loop.call_soon_threadsafe(self.hub.publish, encoded)
+            try:
+                encoded = encode_changes(self.store.change_messages(result.changes))
+            except Exception:  # noqa: BLE001
+                # Committed already: a row stored before the ingest limits (a value too
+                # deep to encode) may cost the dashboards one update, never the POST.
+                logger.exception("pytest-rt: live update skipped")
+            else:
+                loop.call_soon_threadsafe(self.hub.publish, encoded)
         return result
 
 

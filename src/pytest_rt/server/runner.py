@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from .config import ServeConfig, is_loopback
+from .limits import BACKLOG, bounded_protocol, connection_cap
 from .sse import Hub
 
 GRACEFUL_SECONDS = 5
@@ -64,6 +65,8 @@ def make_server(
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         server_header=False,
+        http=bounded_protocol(config.head_timeout, connection_cap(config.max_connections)),
+        backlog=BACKLOG,
     )
     server = ReceiverServer(uv_config, app.state.hub, announce)
     server.db_description = app.state.store.describe()
@@ -72,3 +75,8 @@ def make_server(
 
 def public_without_token(config: ServeConfig) -> bool:
     return not is_loopback(config.host) and not config.token
+
+
+def any_host_by_default(config: ServeConfig) -> bool:
+    """Bound beyond loopback with no ``--allowed-host``: every Host name is answered."""
+    return config.allowed_hosts is None and config.host_names() is None

@@ -8,6 +8,10 @@ export const TEST_STATUSES = [
   "failed", "error", "passed", "skipped", "running", "not_started", "aborted",
 ];
 
+// Job statuses in the order the jobs list shows them: running, then abandoned
+// (a run the receiver stopped hearing from, --stale-after), then the rest.
+export const JOB_RANK = { running: 0, abandoned: 1 };
+
 const LABELS = {
   passed: "Passed",
   failed: "Failed",
@@ -17,6 +21,7 @@ const LABELS = {
   not_started: "Not started",
   aborted: "Aborted",
   interrupted: "Interrupted",
+  abandoned: "Abandoned",
   xfailed: "xfail",
   xpassed: "xpass",
 };
@@ -150,6 +155,8 @@ export function finishedCount(job) {
  */
 export function isNewerJob(prev, next) {
   if (!prev) return true;
+  // An abandoned job that was heard from again: its aborted tests run again.
+  if (prev.status === "abandoned" && next.status === "running") return true;
   if ((next.total || 0) !== (prev.total || 0)) return (next.total || 0) > (prev.total || 0);
   const a = finishedCount(prev);
   const b = finishedCount(next);
@@ -163,6 +170,7 @@ const TEST_RANK = { not_started: 0, running: 1 };
 /** Same for a test: a test never goes back from finished to running. */
 export function isNewerTest(prev, next) {
   if (!prev) return true;
+  if (prev.status === "aborted" && next.status === "running") return true; // job revived
   const a = TEST_RANK[prev.status] ?? 2;
   const b = TEST_RANK[next.status] ?? 2;
   return b >= a;

@@ -7,10 +7,17 @@ import {
 
 const jobId = decodeURIComponent(location.pathname.replace(/^\/jobs\//, "").replace(/\/$/, ""));
 
+// Tests come in pages of the API (run order); a job of 100,000 tests shows the
+// first page and a button for the next, instead of one 30 MB answer.
+const PAGE = 1000;
+
 const state = {
   job: null,
   receivedAt: 0,
   tests: new Map(), // nodeid -> {test, row, open, signature}
+  loaded: 0, // tests of the run-order pages fetched so far
+  testsTotal: 0,
+  deleted: false,
   filter: "all",
   query: "",
 };
@@ -45,7 +52,9 @@ function renderHead() {
     fact("Duration", el("span", { id: "job-duration" })),
   ];
   if (job.status === "running") facts.push(fact("ETA", el("span", { id: "job-eta" })));
-  else facts.push(fact("Finished", fmtTime(job.stop_time), { title: isoTime(job.stop_time) }));
+  else if (job.status === "abandoned") {
+    facts.push(fact("Last heard", fmtTime(job.last_heard), { title: isoTime(job.last_heard), id: "last-heard" }));
+  } else facts.push(fact("Finished", fmtTime(job.stop_time), { title: isoTime(job.stop_time) }));
   facts.push(fact("Tests", String(job.total ?? 0)));
   if (job.exitstatus !== null && job.exitstatus !== undefined) {
     facts.push(fact("Exit status", String(job.exitstatus)));
@@ -193,10 +202,12 @@ function tickRow(entry) {
     ? `Median of its last 3 durations: ${fmtDuration(median)}` : "";
 }
 
-function upsertTest(test) {
+function upsertTest(test, { live = false } = {}) {
   if (!test || typeof test.nodeid !== "string") return;
   let entry = state.tests.get(test.nodeid);
   if (entry && !isNewerTest(entry.test, test)) return;
+  // A live change of a test on a page not fetched yet: it shows when its page does.
+  if (!entry && live && state.loaded < state.testsTotal) return;
   if (!entry) {
     entry = { test, row: makeRow(test.nodeid), open: false, signature: "" };
     state.tests.set(test.nodeid, entry);
@@ -221,6 +232,7 @@ function buildFilterButtons() {
       state.filter = status;
       writeUrl();
       refresh();
+      if (status !== "all") fetchStatus(status);
     });
     filterButtons.set(status, { button, count });
     group.append(button);
@@ -236,11 +248,14 @@ function matches(test) {
 }
 
 function applyFilter() {
-  const counts = { all: 0 };
+  const partial = state.loaded < state.testsTotal && state.job;
+  const counts = partial ? { ...state.job.counts, all: state.job.total } : { all: 0 };
   let visible = 0;
   for (const entry of state.tests.values()) {
-    counts.all += 1;
-    counts[entry.test.status] = (counts[entry.test.status] || 0) + 1;
+    if (!partial) {
+      counts.all += 1;
+      counts[entry.test.status] = (counts[entry.test.status] || 0) + 1;
+    }
     const show = matches(entry.test);
     entry.row.tr.hidden = !show;
     if (show) visible += 1;
@@ -321,21 +336,38 @@ function writeUrl() {
 // ---- data ---------------------------------------------------------------
 
 function setJob(job, receivedAt) {
-  if (!job || (state.job && !isNewerJob(state.job, job))) return;
+  if (!job || state.deleted || (state.job && !isNewerJob(state.job, job))) return;
   state.job = job;
   state.receivedAt = receivedAt;
   renderHead();
 }
 
+function testsUrl(offset, extra = {}) {
+  const params = new URLSearchParams({ offset, limit: PAGE, ...extra });
+  return `/api/jobs/${encodeURIComponent(jobId)}?${params}`;
+}
+
 async function sync() {
   const errorBox = document.getElementById("error");
+  // Fetch again what is shown: the first page, and those after it already shown.
+  const want = Math.max(PAGE, state.loaded);
+  const order = [];
   let data;
   try {
-    data = await getJSON(`/api/jobs/${encodeURIComponent(jobId)}`);
+    for (let offset = 0; offset < want; offset += PAGE) {
+      data = await getJSON(testsUrl(offset));
+      if (offset === 0) setJob(data.job, nowSeconds());
+      state.testsTotal = data.tests_total ?? (data.tests || []).length;
+      for (const test of data.tests || []) {
+        upsertTest(test);
+        order.push(test.nodeid);
+      }
+      if ((data.tests || []).length < PAGE) break;
+    }
   } catch (error) {
     if (error.status === 404) {
       errorBox.hidden = true;
-      document.getElementById("waiting").hidden = state.job !== null;
+      document.getElementById("waiting").hidden = state.job !== null || state.deleted;
     } else {
       errorBox.hidden = false;
       setText(errorBox, `Could not load this job (${error.message}). Retrying when the server answers.`);
@@ -343,22 +375,84 @@ async function sync() {
     return;
   }
   errorBox.hidden = true;
-  setJob(data.job, nowSeconds());
-  for (const test of data.tests || []) upsertTest(test);
+  state.loaded = Math.max(state.loaded, order.length);
   // Keep the run order of the JSON (events may have added rows before it came).
-  for (const test of data.tests || []) body.append(state.tests.get(test.nodeid).row.tr);
+  for (const nodeid of order) body.append(state.tests.get(nodeid).row.tr);
+  updateMore();
   refresh();
+}
+
+async function loadMore() {
+  const data = await getJSON(testsUrl(state.loaded));
+  state.testsTotal = data.tests_total ?? state.testsTotal;
+  for (const test of data.tests || []) {
+    upsertTest(test);
+    body.append(state.tests.get(test.nodeid).row.tr);
+  }
+  state.loaded += (data.tests || []).length;
+  updateMore();
+  refresh();
+}
+
+/** With a status filter on a job not all loaded: its tests of that status, from the server. */
+async function fetchStatus(status) {
+  if (state.loaded >= state.testsTotal) return;
+  const data = await getJSON(testsUrl(0, { status }));
+  for (const test of data.tests || []) upsertTest(test);
+  refresh();
+}
+
+function updateMore() {
+  const left = Math.max(0, state.testsTotal - state.loaded);
+  document.getElementById("more-box").hidden = left === 0;
+  setText(document.getElementById("more"), `Show ${Math.min(PAGE, left)} more (${left} not shown)`);
+}
+
+async function deleteJob() {
+  const job = state.job;
+  const what = job ? `${jobTitle(job)} (${job.total || 0} tests)` : jobId;
+  if (!confirm(`Delete ${what}, its tests and its event ids? This cannot be undone.`)) return;
+  const url = `/api/jobs/${encodeURIComponent(jobId)}`;
+  let response = await fetch(url, { method: "DELETE" });
+  if (response.status === 401) {
+    // The receiver has a token (--token): the same one POST /loader takes.
+    const token = prompt("This receiver needs its token to delete a job:");
+    if (!token) return;
+    response = await fetch(url, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+  }
+  if (!response.ok && response.status !== 404) {
+    const errorBox = document.getElementById("error");
+    errorBox.hidden = false;
+    setText(errorBox, `Could not delete this job (${response.status}).`);
+    return;
+  }
+  showDeleted();
+}
+
+function showDeleted() {
+  state.deleted = true;
+  document.getElementById("deleted").hidden = false;
+  document.getElementById("job-head").hidden = true;
+  document.getElementById("job-body").hidden = true;
+  document.getElementById("collect-errors").hidden = true;
+  document.getElementById("waiting").hidden = true;
 }
 
 function onEvent(event) {
   if (event.job_id !== undefined && event.job_id !== jobId) return;
+  if (event.kind === "job_deleted") {
+    showDeleted();
+    return;
+  }
+  if (state.deleted) return;
   const first = state.job === null;
   setJob(event.job, nowSeconds());
-  if (event.test) upsertTest(event.test);
+  if (event.test) upsertTest(event.test, { live: true });
   refresh();
   // The first sign of a job this page waited for, or another shard of it
   // joining: fetch the list of tests (events carry only the tests that move).
-  if (first || event.kind === "job_started") sync();
+  // A job that ended (or was abandoned) shows its running tests as aborted: fetch them.
+  if (first || event.kind === "job_started" || event.kind === "job_finished") sync();
 }
 
 function setup() {
@@ -374,6 +468,8 @@ function setup() {
     }, 120);
   });
   document.getElementById("expand-all").addEventListener("click", toggleAll);
+  document.getElementById("delete-job").addEventListener("click", deleteJob);
+  document.getElementById("more").addEventListener("click", loadMore);
   // "/" jumps to the search box, as on most sites with one.
   document.addEventListener("keydown", (event) => {
     const typing = event.target.closest && event.target.closest("input, textarea, select");

@@ -1,6 +1,6 @@
 // The jobs page: every job, running first, each with a live progress bar.
 import {
-  badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime, finishedCount,
+  JOB_RANK, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime, finishedCount,
   follow, getJSON, isNewerJob, isoTime, jobDuration, jobEta, jobUrl, progressBar, setChildren,
   setText,
 } from "/static/common.js";
@@ -32,13 +32,14 @@ function makeRow(jobId) {
     chips: el("span", { className: "chips" }),
     duration: el("div", { className: "duration" }),
     eta: el("div", { className: "eta" }),
+    heard: el("div", { className: "heard" }),
   };
   refs.li = el("li", { className: "job-row", "data-job-id": jobId },
     refs.status,
     el("div", { className: "cell-job" }, refs.title, refs.meta),
     el("div", { className: "cell-progress" }, refs.bar,
       el("div", { className: "progress-legend" }, refs.tally, refs.chips)),
-    el("div", { className: "cell-time num" }, refs.duration, refs.eta));
+    el("div", { className: "cell-time num" }, refs.duration, refs.eta, refs.heard));
   return refs;
 }
 
@@ -58,6 +59,9 @@ function fillRow(entry) {
   }
   setChildren(row.meta, meta);
   row.bar.update(job);
+  const abandoned = job.status === "abandoned";
+  setText(row.heard, abandoned ? `last heard ${fmtTime(job.last_heard, { short: true })}` : "");
+  row.heard.title = abandoned ? `Nothing heard since ${isoTime(job.last_heard)}` : "";
   setText(row.tally, `${finishedCount(job)} / ${job.total || 0}`);
   setChildren(row.chips, countChips(job));
   tickRow(entry);
@@ -70,7 +74,7 @@ function tickRow(entry) {
 }
 
 function sortKey(job) {
-  return [job.status === "running" ? 0 : 1, -(job.start_time || 0)];
+  return [JOB_RANK[job.status] ?? 2, -(job.start_time || 0)];
 }
 
 function compareJobs(a, b) {
@@ -150,6 +154,13 @@ async function sync() {
 }
 
 function onEvent(event) {
+  if (event.kind === "job_deleted") {
+    if (state.jobs.delete(event.job_id)) {
+      state.total = Math.max(0, state.total - 1);
+      render();
+    }
+    return;
+  }
   const job = event.job;
   if (!job || !job.job_id) return;
   if (!state.jobs.has(job.job_id)) {

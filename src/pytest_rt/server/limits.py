@@ -60,16 +60,19 @@ def raise_nofile_limit() -> tuple[int, int] | None:
     return soft, hard
 
 
-def connection_cap(wanted: int) -> int:
-    """``wanted``, lowered so that the connections never exhaust the open-file limit."""
+def connection_plan(wanted: int) -> tuple[int, int]:
+    """The connection cap and listen backlog: ``wanted`` and BACKLOG, lowered so that the
+    connections, plus what asyncio accepts in one go, never exhaust the open-file limit."""
     try:
         import resource
     except ImportError:
-        return wanted
+        return wanted, BACKLOG
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
-        return wanted
-    return max(1, min(wanted, soft - FD_RESERVE - BACKLOG))
+        return wanted, BACKLOG
+    backlog = max(8, min(BACKLOG, soft // 8))
+    headroom = min(FD_RESERVE + backlog, soft // 2)
+    return max(1, min(wanted, soft - headroom)), backlog
 
 
 class BodyBudget:

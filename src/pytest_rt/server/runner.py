@@ -10,7 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from .config import ServeConfig, is_loopback
-from .limits import BACKLOG, bounded_protocol, connection_cap
+from .limits import bounded_protocol, connection_plan
 from .sse import Hub
 
 GRACEFUL_SECONDS = 5
@@ -56,6 +56,7 @@ def make_server(
     config: ServeConfig, app: FastAPI, announce: TextIO | None = sys.stdout
 ) -> ReceiverServer:
     """A server for ``app`` on ``config.host``/``config.port`` (0 picks a free port)."""
+    max_connections, backlog = connection_plan(config.max_connections)
     uv_config = uvicorn.Config(
         app,
         host=config.host,
@@ -65,8 +66,8 @@ def make_server(
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         server_header=False,
-        http=bounded_protocol(config.head_timeout, connection_cap(config.max_connections)),
-        backlog=BACKLOG,
+        http=bounded_protocol(config.head_timeout, max_connections),
+        backlog=backlog,
     )
     server = ReceiverServer(uv_config, app.state.hub, announce)
     server.db_description = app.state.store.describe()

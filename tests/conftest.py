@@ -3,22 +3,96 @@
 The receiver is the standard library's ThreadingHTTPServer, so what the plugin
 talks to is a real socket and a real HTTP parser; its behaviour (batching
 offer, scripted failures, silence) is set per test.
+
+No test reaches port 8765, the default receiver's (port_guard/rt_port_guard.py): in this
+process and in every pytest the tests start, a connection there is refused, and the test
+that tried fails. The user's own PYTEST_RT_* settings are hidden from the tests.
 """
 
 from __future__ import annotations
 
 import http.server
+import importlib.util
 import json
+import os
 import socket
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest_plugins = ["pytester"]
+
+# -- the guard of port 8765 ----------------------------------------------------------------
+
+GUARD_DIR = Path(__file__).with_name("port_guard")
+GUARD = "rt_port_guard"
+
+
+def _load_guard() -> Any:
+    """rt_port_guard, imported once per process, under the name port_guard/sitecustomize.py
+    imports it by (the sockets are patched once)."""
+    if GUARD not in sys.modules:
+        spec = importlib.util.spec_from_file_location(GUARD, GUARD_DIR / f"{GUARD}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[GUARD] = module
+        spec.loader.exec_module(module)
+    return sys.modules[GUARD]
+
+
+guard = _load_guard()
+
+
+def _prepended(name: str, value: str, sep: str) -> str:
+    return sep.join([value, *(item for item in os.environ.get(name, "").split(sep) if item)])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_environment() -> Iterator[None]:
+    """What every test runs in:
+
+    - every Python a test starts loads the guard (port_guard/sitecustomize.py on PYTHONPATH;
+      a sitecustomize runs before xdist replaces a worker's sys.path);
+    - its own log of attempts, one per process of the suite (each xdist worker its own);
+    - the user's PYTEST_RT_URL, _TOKEN, _JOB_ID... are hidden: they would reach the inner
+      runs (only once the tests run: the suite itself may run with --rt and them).
+    """
+    fd, log = tempfile.mkstemp(prefix="pytest-rt-guard-", suffix=".log")
+    os.close(fd)
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith("PYTEST_RT_") and not name.startswith("PYTEST_RT_TEST_"):
+                mp.delenv(name)
+        mp.setenv("PYTHONPATH", _prepended("PYTHONPATH", str(GUARD_DIR), os.pathsep))
+        mp.setenv(guard.LOG, log)
+        yield
+    Path(log).unlink(missing_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _port_8765_is_off_limits(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if it, or anything it started, tried to connect to port 8765."""
+    log = Path(os.environ[guard.LOG])
+    log.write_text("")
+    yield
+    attempts = log.read_text().splitlines()
+    if attempts and "default_port_refused" not in request.fixturenames:
+        pytest.fail(f"tried to reach port {guard.PORT} (the default receiver's; use the "
+                    f"`receiver` fixture or `dead_url`):\n" + "\n".join(attempts[:5]),
+                    pytrace=False)
+
+
+@pytest.fixture
+def default_port_refused() -> None:
+    """For the tests of the default URL: their connections to port 8765 are refused by the
+    guard, as if nobody listened, and do not fail them."""
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -59,13 +61,31 @@ def test_the_endpoint_is_taken_from_the_first_of_cli_env_ini_conftest(
     assert dead_url not in result.stdout.str()
 
 
-def test_without_any_endpoint_the_default_is_the_local_pytest_rt_serve(pytester, monkeypatch):
+def test_without_any_endpoint_the_default_is_the_local_pytest_rt_serve(pytester, monkeypatch,
+                                                                        default_port_refused):
     monkeypatch.delenv("PYTEST_RT_URL", raising=False)
     pytester.makepyfile(test_one="def test_ok(): pass\n")
     result = pytester.runpytest("--rt", "--rt-spool", str(pytester.path / ".spool"),
                                 "--rt-flush-timeout", "0", "--rt-no-show-errors")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["pytest-rt: job *http://127.0.0.1:8765/loader*"])
+
+
+@pytest.mark.parametrize("where", ["in-process", "subprocess"])
+def test_the_tests_never_reach_the_default_receiver(pytester, monkeypatch, default_port_refused,
+                                                   spare, where):
+    """tests/port_guard: whatever a run is told, port 8765 (where ./scripts/demo leaves its
+    receiver) refuses it, in this process and in the pytests it starts."""
+    monkeypatch.delenv("PYTEST_RT_URL", raising=False)
+    pytester.makepyfile(test_one="def test_ok(): pass\n")
+    run = pytester.runpytest if where == "in-process" else pytester.runpytest_subprocess
+    result = run("--rt", "--rt-spool", str(pytester.path / ".spool"), "--rt-flush-timeout", "1",
+                 "-p", "no:cacheprovider", *spare)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["pytest-rt: cannot reach http://127.0.0.1:8765/loader: "
+                                 "connection refused"])
+    log = Path(os.environ["PYTEST_RT_TEST_GUARD_LOG"]).read_text()
+    assert ":8765 " in log
 
 
 def test_the_seeds_conftest_endpoint_is_read_from_the_rootdir_conftest(pytester, run_bare,

@@ -97,6 +97,7 @@ def test_item_events_carry_the_uuid_of_their_entry_in_tests(rt, stream):
 
 
 def test_start_test_run_describes_the_run(rt, stream):
+    rt.pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")  # else a collection error
     rt.pytester.makepyfile(test_one=SUITE)
     rt.run()
     start = stream().start

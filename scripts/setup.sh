@@ -11,7 +11,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 \
+        | { grep -v "^WARNING: Location" || true; }
 fi
 project="$here"; [ -n "$extras" ] && project="$here[$extras]"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$project" "$@" 2>&1 \

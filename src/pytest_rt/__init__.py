@@ -7,7 +7,8 @@ Importing this package must stay cheap: it is what the seed's
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+# 2.x: the successor of the original pytest-rt (1.x on PyPI), keeping its protocol.
+__version__ = "2.0.0.dev0"
 
 # When loaded the seed's way (conftest.py: pytest_plugins = "pytest_rt"),
 # pytest registers this module and then imports the hooks module below.

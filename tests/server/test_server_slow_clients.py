@@ -30,7 +30,8 @@ HEAD = b"POST /loader HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/j
 
 @contextmanager
 def server(sqlite_db: str, **options: object) -> Iterator[LiveServer]:
-    running = start_server(replace(ServeConfig(port=0), **options), sqlite_db)  # type: ignore[arg-type]
+    config = replace(ServeConfig(port=0), **options)  # type: ignore[arg-type]
+    running = start_server(config, sqlite_db)
     try:
         yield running
     finally:
@@ -197,3 +198,33 @@ def test_300_half_sent_heads_against_256_files_leave_health_and_a_real_run_whole
         detail = httpx.get(f"{url}/api/jobs/{job.read_text().strip()}", timeout=10).json()
         assert detail["job"]["status"] == "failed"
         assert detail["job"]["counts"]["passed"] == 90 and detail["job"]["counts"]["failed"] == 10
+
+
+def peak_rss_mb(url: str) -> float:
+    port = url.rsplit(":", 1)[1]
+    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True)
+    pid = int(out.stdout.split("pid=")[1].split(",")[0])
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_start_test_run_of_a_million_tests_gets_413_at_once_within_500_mb(
+    tmp_path: Path,
+) -> None:
+    tests = ",".join(f'"t{i}"' for i in range(1_000_000))
+    body = f'{{"type":"startTestRun","job_id":"huge","tests":[{tests}]}}'.encode()
+    assert len(body) < 10 * 1024 * 1024  # under --max-body: the test limit is what refuses
+    with serve_process(tmp_path, (1024, 1024)) as url, httpx.Client(timeout=30) as client:
+        begin = time.monotonic()
+        answer = client.post(
+            f"{url}/loader", content=body, headers={"Content-Type": "application/json"}
+        )
+        took = time.monotonic() - begin
+        assert answer.status_code == 413 and "1000000 tests" in answer.text
+        assert took < 5
+        other = client.post(f"{url}/loader", json={"type": "stopTestRun", "job_id": "other"})
+        assert other.status_code == 200
+        assert peak_rss_mb(url) < 500

@@ -85,7 +85,7 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         # FastAPI's viewers load their scripts from a CDN: the dashboard promises to
-        # work offline, and /openapi.json (linked from the dashboard) is the description.
+        # work offline, and /openapi.json (linked from the README) is the description.
         docs_url=None,
         redoc_url=None,
     )

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import json.encoder
 import shlex
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,23 @@ from pytest_rt.settings import Settings
 from pytest_rt.spool import Journal, MemorySpool
 from pytest_rt.transport import HttpTarget
 
-# One encoder for the run: json.dumps would build one per event, on the test thread.
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+def _make_encoder() -> Callable[[Any], str]:
+    """One C encoder for the run, called directly.
+
+    json.dumps, and even a kept JSONEncoder's encode(), build a new C encoder and
+    a circular-reference dict for every event, on the test thread. Events are
+    trees we built (no cycles), so neither is needed.
+    """
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    if make is None:  # a Python without the _json accelerator
+        return json.JSONEncoder(separators=(",", ":"), default=str).encode
+    encoder = make(None, str, json.encoder.encode_basestring_ascii,
+                   None, ":", ",", False, False, True)
+    return lambda event: "".join(encoder(event, 0))
+
+
+_encode = _make_encoder()
 
 
 @dataclass(frozen=True)

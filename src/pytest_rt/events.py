@@ -7,12 +7,11 @@ startTestRun a number; item and stop times strings); everything else is added.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
+import os
 import random
 import re
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +71,8 @@ def description_of(item: Any) -> str | None:
 def test_uuid(nodeid: str, custom_id: str | None) -> str:
     """Testgr's per-test uuid: stable per test when a custom id is set, as upstream did."""
     if custom_id:
+        import hashlib  # only with a custom id
+
         digest = hashlib.md5((custom_id + nodeid).encode("utf-8"), usedforsecurity=False)
         return str(int(digest.hexdigest(), 16))[:31]
     h = random_hex()
@@ -128,6 +129,8 @@ class TestResult:
 
     def verdict(self) -> tuple[str, str | None, str]:
         """(outcome, phase that decided it, msg) from the reports gathered."""
+        if _plain_pass(self.reports):
+            return "passed", "call", ""
         by_when = {r.when: r for r in self.reports}
         setup, call, teardown = (by_when.get(w) for w in ("setup", "call", "teardown"))
         crashed = [r for r in self.reports if r.when not in ("setup", "call", "teardown")]
@@ -157,7 +160,16 @@ class TestResult:
 
     @property
     def duration(self) -> float:
-        return round(sum(r.duration for r in self.reports), 6)
+        return round(sum([r.duration for r in self.reports]), 6)
+
+
+def _plain_pass(reports: list[pytest.TestReport]) -> bool:
+    """Setup, call and teardown all passed, no xfail: most tests, checked cheaply first."""
+    if len(reports) != 3:
+        return False
+    setup, call, teardown = reports
+    return (setup.outcome == call.outcome == teardown.outcome == "passed"
+            and call.when == "call" and not hasattr(call, "wasxfail"))
 
 
 def _skip(report: pytest.TestReport) -> str:
@@ -183,7 +195,8 @@ class Job:
 
     job_id: str
     custom_id: str | None
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # once: the real thing
+    # Once per run, from the OS's randomness as uuid4 would (without importing uuid).
+    run_id: str = field(default_factory=lambda: os.urandom(16).hex())
     seq: int = 0
 
     def event(self, type_: str, **fields: Any) -> Event:

@@ -30,11 +30,13 @@ import os
 import re
 import select
 import socket
-import ssl
 import struct
 import sys
 import time
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # ssl costs milliseconds to import: only https runs pay for it
+    import ssl
 
 MAX_HEAD = 64 * 1024  # status line and headers; also the trailers of a chunked body
 MAX_CHUNK_LINE = 1024  # a chunk-size line with its extensions
@@ -72,16 +74,14 @@ class RefusedTunnel(ProtocolError):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     headers: dict[str, str]  # lower-cased names; repeated fields joined with ", "
     body: bytes  # at most MAX_BODY_KEPT bytes
     will_close: bool
 
 
-@dataclass(frozen=True)
-class _Head:
+class _Head(NamedTuple):
     status: int
     headers: dict[str, str]
     closing: bool
@@ -99,6 +99,7 @@ class Connection:
         self._deadline = float("inf")
         self._eof = False
         self._cut = False
+        self._tls = False  # an ssl.SSLSocket, which takes no kernel timeouts nor flags
         self.broken = False  # a pipelined exchange failed part-way: don't reuse
 
     # -- opening ----------------------------------------------------------------------
@@ -157,10 +158,13 @@ class Connection:
         raise error or OSError(f"no address for {host}")
 
     def _handshake(self, tls: ssl.SSLContext, server_hostname: str) -> None:
+        import ssl
+
         assert self.sock is not None
         sock = tls.wrap_socket(self.sock, server_hostname=server_hostname,
                                do_handshake_on_connect=False)
         self.sock = sock
+        self._tls = True
         sock.setblocking(False)
         while True:
             try:
@@ -271,8 +275,8 @@ class Connection:
         assert sock is not None
         if self._buffer or self._eof:
             return
-        if isinstance(sock, ssl.SSLSocket):  # TLS records may carry no data: ask ssl
-            self._tls_look(sock)
+        if self._tls:  # TLS records may carry no data: ask ssl
+            self._tls_look(sock)  # type: ignore[arg-type]
         elif DONTWAIT:
             with contextlib.suppress(BlockingIOError, InterruptedError):
                 self._take(sock.recv(65536, DONTWAIT))
@@ -280,6 +284,8 @@ class Connection:
             self._take(sock.recv(65536))
 
     def _tls_look(self, sock: ssl.SSLSocket) -> None:
+        import ssl
+
         if not sock.pending() and not _ready(sock, write=False, timeout=0):
             return
         previous, self._timeout = self._timeout, None
@@ -315,7 +321,7 @@ class Connection:
         self._timeout = timeout
         sock = self.sock
         assert sock is not None
-        if isinstance(sock, ssl.SSLSocket) or not KERNEL_TIMEOUTS:
+        if self._tls or not KERNEL_TIMEOUTS:
             sock.settimeout(timeout)
             return
         sock.settimeout(None)
@@ -349,8 +355,9 @@ class Connection:
             raise ProtocolError(f"status {status} out of range")
         fields = _fields(lines[1:])
         headers = _join(fields)
-        tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-        closing = status_line.group(1) == b"0" or "close" in tokens
+        closing = status_line.group(1) == b"0"
+        if "connection" in headers:  # a token list: "close, x" closes too
+            closing |= "close" in {t.strip().lower() for t in headers["connection"].split(",")}
         length, chunked = _framing(status, fields)
         return _Head(status, headers, closing, length, chunked)
 
@@ -450,7 +457,7 @@ class Connection:
         remaining = self._remaining()
         if self._timeout is not None and remaining < self._timeout - SLACK:
             self._set_timeout(remaining)  # a slow peer: the deadline is near
-        if QUICKACK is not None and not isinstance(sock, ssl.SSLSocket):
+        if QUICKACK is not None and not self._tls:
             sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
         try:
             data = sock.recv(65536)
@@ -539,9 +546,13 @@ def _framing(status: int, fields: list[tuple[str, str]]) -> tuple[int | None, bo
     """(Content-Length, chunked) of an answer, refusing what h11 refuses."""
     if status < 200 or status in (204, 304):
         return 0, False
-    lengths = {part.strip() for name, value in fields if name == "content-length"
-               for part in value.split(",")}
-    encodings = [value for name, value in fields if name == "transfer-encoding"]
+    lengths: set[str] = set()
+    encodings: list[str] = []
+    for name, value in fields:
+        if name == "content-length":
+            lengths.update(part.strip() for part in value.split(","))
+        elif name == "transfer-encoding":
+            encodings.append(value)
     if len(lengths) > 1:
         raise ProtocolError("conflicting Content-Length headers")
     if len(encodings) > 1:

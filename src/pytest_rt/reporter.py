@@ -138,7 +138,8 @@ class Reporter:
         result = self.open.get(report.nodeid)
         if result is None:  # a report without logstart: xdist's crashed-worker report
             result = self._open(report.nodeid, _worker_of(report))
-        result.worker = result.worker or _worker_of(report)
+        if self.distributed and result.worker is None:  # only xdist's reports name one
+            result.worker = _worker_of(report)
         result.add(report)
         if report.when not in ("setup", "call", "teardown") and not result.rerun_pending:
             self._close(result)  # a crashed worker sends no logfinish

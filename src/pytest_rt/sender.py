@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -76,7 +76,8 @@ class Sender:
         self.acked = start
         self.produced = start if produced is None else produced  # raised by notify()
         self.stats = Stats()
-        self.wake = threading.Event()  # set by the producer for each event
+        self.wake = threading.Event()  # set by the producer when events wait
+        self._woken = False
         self._interrupt = threading.Event()  # set by close(): cuts a backoff short
         self._gone = False  # a persistent failure after close(): no point waiting
         self.closing = False
@@ -107,7 +108,10 @@ class Sender:
 
     def notify(self, produced: int) -> None:
         self.produced = produced
-        if not self.wake.is_set():  # set() takes a lock and notifies: only when needed
+        # set() takes a lock and notifies, is_set() is a method call: a plain flag
+        # tells whether this batch-to-be already woke the sender (_next_batch resets it).
+        if not self._woken:
+            self._woken = True
             self.wake.set()
 
     def close(self, timeout: float) -> None:
@@ -151,7 +155,7 @@ class Sender:
             return min(left, 0.5)
         self._last_post = time.monotonic()  # tried: the next one is an interval away
         body = json.dumps(self._identity | {
-            "fw": "2", "type": "heartbeat", "event_id": uuid.uuid4().hex, "time": time.time(),
+            "fw": "2", "type": "heartbeat", "event_id": os.urandom(16).hex(), "time": time.time(),
         }).encode()
         # Nothing rides on the answer: events carry their own retries.
         with contextlib.suppress(TransportError):
@@ -162,7 +166,9 @@ class Sender:
         return self.closing and time.monotonic() >= self.deadline
 
     def _next_batch(self) -> list[bytes]:
-        self.wake.clear()  # a notify() from here on wakes the next wait
+        # A notify() from here on wakes the next wait; one before this is in the read.
+        self.wake.clear()
+        self._woken = False
         # Give a batch a moment to fill, unless a full one is already waiting.
         filling = self.produced - self.acked < self._limit
         if self.batching and not self._split and not self.closing and filling:
@@ -223,11 +229,24 @@ class Sender:
         if len(answers) < len(lines) and len(lines) > 1:
             self._pipelining, self._no_pipelining = False, True
         sent = 0
+        run = 0  # 2xx answers in a row, acknowledged together (once per exchange, usually)
         for answer, line in zip(answers, lines, strict=False):
+            if 200 <= answer.status < 300:
+                run += 1
+                self._note(answer)
+                if self.batching:
+                    break
+                continue
+            if run:  # in order: what came before counts before this answer is judged
+                self._acknowledge(run)
+                sent, run = sent + run, 0
             done = self._handle(answer, [line])
             sent += done
             if not done or self.batching:
                 break
+        if run:
+            self._acknowledge(run)
+            sent += run
         last = answers[-1]
         if 200 <= last.status < 300 and not last.will_close and not self._no_pipelining:
             self._pipelining = True
@@ -237,10 +256,7 @@ class Sender:
         status = answer.status
         if 200 <= status < 300:
             self._acknowledge(len(lines))
-            if answer.batch_ok and self.forced_batch is None:
-                self.batching = True
-            if answer.heartbeat is not None:
-                self.heartbeat = answer.heartbeat
+            self._note(answer)
             return len(lines)
         mid_deploy = status in (404, 405) and self.stats.delivered > 0
         if status in (408, 429) or status >= 500 or mid_deploy:
@@ -264,6 +280,13 @@ class Sender:
         self.stats.problem(f"{self.display_url} rejected an event ({status}): {answer.text}")
         self._acknowledge(1, delivered=False)
         return 1
+
+    def _note(self, answer: Answer) -> None:
+        """What a 2xx answer announces: batches, heartbeats."""
+        if answer.batch_ok and self.forced_batch is None:
+            self.batching = True
+        if answer.heartbeat is not None:
+            self.heartbeat = answer.heartbeat
 
     def _stop(self, why: str) -> int:
         self.stopped = True

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -39,7 +38,7 @@ class Settings:
     url: str
     env: str | None = None
     show_errors: bool = True
-    job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    job_id: str = field(default_factory=lambda: uuid4_text())
     custom_id: str | None = None
     custom_data: dict[str, Any] | None = None
     job_report: bool = False
@@ -59,6 +58,15 @@ class Settings:
     def display_url(self) -> str:
         """The endpoint with any password removed, fit to print."""
         return redact_url(self.url)
+
+
+def uuid4_text() -> str:
+    """str(uuid.uuid4()), without importing uuid: this module loads with every pytest run."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def redact_url(url: str) -> str:

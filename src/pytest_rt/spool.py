@@ -17,10 +17,8 @@ Portable: Linux and macOS lock with ``flock``; where there is no ``fcntl``
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import errno
-import itertools
 import json
 import os
 import time
@@ -69,8 +67,8 @@ class MemorySpool:
 
     def mark_acked(self, count: int) -> None:
         # Acknowledged events need not stay in memory; keep indices stable.
-        for i in range(self.acked, count):
-            self.lines[i] = b""
+        if count > self.acked:
+            self.lines[self.acked:count] = [b""] * (count - self.acked)
         self.acked = count
 
     def save_acked(self) -> None:
@@ -85,6 +83,8 @@ class MemorySpool:
 
 def _take(lines: list[bytes], max_bytes: int) -> list[bytes]:
     """The longest prefix within max_bytes (at least one line)."""
+    if sum(map(len, lines)) + len(lines) <= max_bytes:
+        return lines  # the usual case, without a loop in Python
     out: list[bytes] = []
     size = 0
     for line in lines:
@@ -109,16 +109,17 @@ class Journal:
         self._rfd = -1 if _pread is not None else os.open(path, os.O_RDONLY | _BINARY)
         self.acked = acked
         self._ack_written = acked
-        # Read cursor: the sender reads sequentially; keep where line `_index` starts.
+        # Read cursor: the sender reads sequentially. `_ahead[_pos:]` are the lines read
+        # ahead, from line `_index` on; `_ahead_end` is where in the file they end.
         self._index = 0
         try:
-            self._offset = self._header_end()
+            self._ahead_end = self._header_end()
         except OSError:
             if self._rfd >= 0:  # the rest is the caller's
                 os.close(self._rfd)
             raise
-        self._ahead: collections.deque[bytes] = collections.deque()
-        self._ahead_end = self._offset
+        self._ahead: list[bytes] = []
+        self._pos = 0
         # Lines that could not be written (disk full): kept in memory from line `_on_disk`
         # on, so the run goes on and they are still sent; only they lose durability.
         self._on_disk = 0
@@ -208,7 +209,10 @@ class Journal:
         """Write one event line; never raises (a full disk moves the rest to memory)."""
         if self._overflow is None:
             try:
-                _write_all(self.fd, line + b"\n")
+                data = line + b"\n"
+                written = os.write(self.fd, data)  # all of it, but on a nearly full disk
+                if written != len(data):
+                    _write_all(self.fd, data[written:])
                 self._on_disk += 1
                 return
             except OSError as exc:
@@ -229,9 +233,9 @@ class Journal:
     def read(self, start: int, max_events: int, max_bytes: int) -> list[bytes]:
         """Up to max_events lines from line `start` on (never before the acked prefix)."""
         self._skip_to(start)
-        if len(self._ahead) < max_events:
+        if len(self._ahead) - self._pos < max_events:
             self._fill(max_bytes)
-        lines = list(itertools.islice(self._ahead, max_events))
+        lines = self._ahead[self._pos:self._pos + max_events]
         overflow = self._overflow
         if overflow is not None and start + len(lines) >= self._on_disk:
             first = start + len(lines) - self._on_disk
@@ -249,18 +253,22 @@ class Journal:
             chunk += more
             end = chunk.rfind(b"\n") + 1
         if end:
+            del self._ahead[:self._pos]  # lines already passed: one memmove, not a loop
+            self._pos = 0
             self._ahead.extend(chunk[: end - 1].split(b"\n"))
             self._ahead_end += end
 
     def _skip_to(self, index: int) -> None:
         while self._index < index:
-            if not self._ahead:
+            available = len(self._ahead) - self._pos
+            if not available:
                 self._fill(1 << 20)
-                if not self._ahead:
+                if len(self._ahead) == self._pos:
                     return
-            line = self._ahead.popleft()
-            self._index += 1
-            self._offset += len(line) + 1
+                continue
+            step = min(index - self._index, available)
+            self._pos += step
+            self._index += step
 
     def mark_acked(self, count: int) -> None:
         self._skip_to(count)

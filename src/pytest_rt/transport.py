@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import socket
-import ssl
+import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pytest_rt import __version__
 from pytest_rt.http11 import Connection, RefusedTunnel, Response
+
+if TYPE_CHECKING:  # imported when needed: ssl for https, urllib.request for proxies
+    import ssl
 
 BATCH_HEADER = "X-Pytest-RT-Batch"
 HEARTBEAT_HEADER = "X-Pytest-RT-Heartbeat"
@@ -29,8 +32,11 @@ _STALE = ("connection closed without an answer", "connection reset", "BrokenPipe
 USER_AGENT = f"pytest-rt/{__version__}"
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
+    """What the sender needs of one answer (a NamedTuple: built once per event when
+    the receiver takes one event per POST, and a frozen dataclass costs a setattr
+    per field)."""
+
     status: int
     batch_ok: bool
     retry_after: float | None
@@ -154,9 +160,8 @@ class Transport:
         except (OSError, ValueError) as exc:
             self.close()
             refused = exc.status if isinstance(exc, RefusedTunnel) and exc.status < 500 else None
-            persistent = refused is not None or isinstance(
-                exc, ConnectionRefusedError | socket.gaierror | ValueError
-                | ssl.SSLCertVerificationError)
+            persistent = refused is not None or _untrusted(exc) or isinstance(
+                exc, ConnectionRefusedError | socket.gaierror | ValueError)
             raise TransportError(self._scrub(_describe(exc)), persistent=persistent,
                                  refused=refused) from None
         if conn.broken or responses[-1].will_close:
@@ -189,6 +194,8 @@ class Transport:
         return self._conn
 
     def _tls_context(self) -> ssl.SSLContext:
+        import ssl
+
         context = ssl.create_default_context(cafile=self.target.ca_bundle)
         if self.target.insecure:
             context.check_hostname = False
@@ -227,6 +234,11 @@ def _answer(response: Response) -> Answer:
 
 def _proxy_for(url: str, scheme: str) -> tuple[tuple[str, int] | None, str | None]:
     """Honour HTTP(S)_PROXY and NO_PROXY, as urllib does: (host, port), Proxy-Authorization."""
+    if sys.platform not in ("darwin", "win32") and not any(
+            name.lower().endswith("_proxy") for name in os.environ):
+        return None, None  # what getproxies() would find, without importing urllib.request
+    import urllib.request
+
     proxies = urllib.request.getproxies()
     proxy = proxies.get(scheme)
     host = urlsplit(url).hostname or ""
@@ -252,9 +264,15 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare from a receiver; fall back to our own backoff
 
 
+def _untrusted(exc: BaseException) -> bool:
+    """An untrusted certificate (only an https run has imported ssl)."""
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(exc, ssl.SSLCertVerificationError)
+
+
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted ({exc.verify_message})"
+    if _untrusted(exc):
+        return f"TLS certificate not trusted ({getattr(exc, 'verify_message', '')})"
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):

@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bench_plugin.py            # the full run (~5 min)
     .venv/bin/python benchmarks/bench_plugin.py --quick    # a smoke run (~1 min)
+    .venv/bin/python benchmarks/bench_plugin.py --instructions  # callgrind counts (~8 min)
+    .venv/bin/python benchmarks/bench_plugin.py --hostile  # receivers that never stop
 
 Variants, each a fresh `python -m pytest` subprocess on the same generated suite
 of trivial tests, run round-robin so machine noise spreads evenly:
@@ -15,6 +17,18 @@ of trivial tests, run round-robin so machine noise spreads evenly:
 
 Then the end-of-run wait against a dead port and a silent one, and the peak
 memory of the test process with a large backlog of undelivered events.
+
+`--instructions` counts instructions instead of seconds (valgrind's callgrind,
+installed from Debian's package when missing): the pytest process, sender
+thread included, at two suite sizes, plain and with --rt; from the slope, the
+instructions each test costs and the fixed cost of a run. The same total comes
+out whatever else the machine does, so differences of 1% are real.
+
+`--hostile` measures instead what receivers that never stop answering cost:
+CPU-bound tests against a good receiver and against answers with a 10 GB
+Content-Length, a huge chunk, an endless chunk extension and an endless
+unframed body. Reported: the tests' own time (first test start to last test
+end) and the end of the run (last test end to process exit), medians.
 Machines here are noisy: read the medians and ratios, not single times.
 """
 
@@ -23,6 +37,8 @@ from __future__ import annotations
 import argparse
 import http.server
 import os
+import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -67,7 +83,7 @@ def serve(batch: bool) -> tuple[http.server.ThreadingHTTPServer, type[_Handler]]
 
 def make_suite(directory: Path, tests: int) -> Path:
     suite = directory / "suite"
-    suite.mkdir()
+    suite.mkdir(parents=True)
     per_file = 100
     for f in range(tests // per_file):
         body = "".join(f"def test_{i}():\n    pass\n\n" for i in range(per_file))
@@ -166,6 +182,179 @@ def memory(tmp: Path, events: int) -> dict[str, int]:
     return {"plain": plain, "rt, receiver down": backed}
 
 
+HOSTILE_ANSWERS = {
+    "10 GB Content-Length": b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n",
+    "huge chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffff\r\n",
+    "endless chunk extension": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;",
+    "endless unframed body": b"HTTP/1.1 200 OK\r\n\r\n",
+}
+
+
+def valgrind() -> str:
+    found = shutil.which("valgrind")
+    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
+        print("installing valgrind (Debian package)...", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-q", "valgrind"], check=False,
+                       stdout=subprocess.DEVNULL)
+        found = shutil.which("valgrind")
+    if found is None:
+        raise SystemExit("--instructions needs valgrind: apt-get install valgrind")
+    return found
+
+
+def count_instructions(suite: Path, args: list[str], out: Path) -> tuple[int, int]:
+    """Instructions of one pytest process under callgrind: (main thread, other threads).
+
+    The test thread's count is exact from run to run. The sender thread's depends on
+    time (how many events each wake-up finds), and valgrind slows time 50-fold: read
+    it as an upper bound.
+    """
+    cmd = [valgrind(), "--tool=callgrind", "--separate-threads=yes",
+           f"--callgrind-out-file={out}",
+           PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite), *args]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONHASHSEED"] = "0"  # the same dict layouts every time: the same count
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=suite.parent)
+    if proc.returncode not in (0, 1) or "not delivered" in proc.stdout:
+        raise SystemExit(f"pytest under valgrind failed:\n{proc.stdout[-2000:]}"
+                         f"{proc.stderr[-2000:]}")
+    totals = []
+    for part in sorted(out.parent.glob(out.name + "-*")):  # one file per thread: -01, -02...
+        match = re.search(r"^(?:summary|totals): (\d+)", part.read_text(), re.MULTILINE)
+        assert match, f"no total in {part}"
+        totals.append(int(match.group(1)))
+    return totals[0], sum(totals[1:])
+
+
+def instructions(tmp: Path, small: int, large: int) -> None:
+    single, _ = serve(batch=False)
+    batch, _ = serve(batch=True)
+    spool = str(tmp / "spool-i")
+    variants: dict[str, list[str]] = {
+        "plain": [],
+        "reportlog": ["--report-log", str(tmp / "log-i.jsonl")],
+        "rt-batch": ["--rt", "--rt-url", f"http://127.0.0.1:{batch.server_address[1]}/loader",
+                     "--rt-spool", spool],
+        "rt-single": ["--rt", "--rt-url",
+                      f"http://127.0.0.1:{single.server_address[1]}/loader",
+                      "--rt-spool", spool],
+    }
+    suites = {n: make_suite(tmp / f"i{n}", n) for n in (small, large)}
+    counts: dict[str, dict[int, tuple[int, int]]] = {name: {} for name in variants}
+    for name, args in variants.items():
+        for n, suite in suites.items():
+            run_pytest(suite, args)  # bytecode written, as on a user's machine
+            counts[name][n] = count_instructions(suite, args, tmp / f"cg.{name}.{n}")
+            main, other = counts[name][n]
+            print(f"  {name} {n}: {main / 1e9:.3f} G + {other / 1e9:.3f} G", file=sys.stderr)
+    single.shutdown()
+    batch.shutdown()
+    single.server_close()
+    batch.server_close()
+    for which, title in ((0, "the test (main) thread"), (1, "other threads (the sender)")):
+        c = {name: {n: v[which] for n, v in by_n.items()} for name, by_n in counts.items()}
+        per_test = {name: (v[large] - v[small]) / (large - small) for name, v in c.items()}
+        fixed = {name: c[name][small] - small * per_test[name] for name in c}
+        print(f"\nInstructions of {title}, callgrind, {small} and {large} trivial tests")
+        print(f"{'variant':<12}{f'{small} tests':>12}{f'{large} tests':>12}{'per test':>11}"
+              f"{'added/test':>12}{'fixed':>10}{'added fixed':>13}")
+        for name in variants:
+            added = per_test[name] - per_test["plain"]
+            print(f"{name:<12}{c[name][small] / 1e9:>11.3f}G{c[name][large] / 1e9:>11.3f}G"
+                  f"{per_test[name] / 1e6:>10.3f}M{added / 1e6:>+11.3f}M"
+                  f"{fixed[name] / 1e6:>9.0f}M{(fixed[name] - fixed['plain']) / 1e6:>+12.0f}M")
+
+
+def hostile_server(answer: bytes) -> tuple[socket.socket, threading.Event]:
+    """Answers each connection's first request with `answer`, then endless filler
+    ("a" bytes) until the client goes away."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            filler = b"a" * 65536
+            try:
+                while not stop.is_set():
+                    if not conn.recv(65536):
+                        return
+                    conn.sendall(answer)
+                    while not stop.is_set():
+                        conn.sendall(filler)
+            except OSError:
+                return
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, stop
+
+
+HOSTILE_CONFTEST = """
+import os, time
+_marks = {}
+def pytest_runtest_logstart(nodeid, location):
+    _marks.setdefault("first", time.time())
+def pytest_runtest_logfinish(nodeid, location):
+    _marks["last"] = time.time()
+def pytest_unconfigure(config):
+    with open(os.environ["BENCH_MARKS"], "w") as f:
+        f.write(f"{_marks.get('first', 0)} {_marks.get('last', 0)}")
+"""
+
+
+def hostile(tmp: Path, rounds: int, tests: int, flush: float) -> dict[str, dict[str, list[float]]]:
+    suite = tmp / "cpu"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(HOSTILE_CONFTEST)
+    (suite / "test_cpu.py").write_text(
+        "import pytest\n\n"
+        f"@pytest.mark.parametrize('i', range({tests}))\n"
+        "def test_cpu(i):\n    sum(x * x for x in range(100_000))\n")
+    marks = tmp / "marks"
+    good, _ = serve(batch=True)
+    servers = {name: hostile_server(answer) for name, answer in HOSTILE_ANSWERS.items()}
+    ports = {"good receiver": good.server_address[1]}
+    ports.update({name: listener.getsockname()[1] for name, (listener, _) in servers.items()})
+    out: dict[str, dict[str, list[float]]] = {name: {"tests": [], "end": []} for name in ports}
+    for _ in range(rounds):
+        for name, port in ports.items():
+            url = f"http://127.0.0.1:{port}/loader"
+            args = ["--rt", "--rt-url", url, "--rt-spool", str(tmp / "spool-hostile"),
+                    "--rt-flush-timeout", str(flush)]
+            started = time.time()
+            elapsed = run_pytest(suite, args, {"BENCH_MARKS": str(marks)})[0]
+            first, last = map(float, marks.read_text().split())
+            out[name]["tests"].append(last - first)
+            out[name]["end"].append(started + elapsed - last)
+    for listener, stop in servers.values():
+        stop.set()
+        listener.close()
+    good.shutdown()
+    good.server_close()
+    return out
+
+
+def hostile_table(flush: float, results: dict[str, dict[str, list[float]]]) -> None:
+    base = statistics.median(results["good receiver"]["tests"])
+    print(f"\nHostile receivers, CPU-bound tests, --rt-flush-timeout {flush:g} (medians)")
+    print(f"{'receiver':<26}{'tests s':>9}{'ratio':>8}{'end of run s':>14}")
+    for name, values in results.items():
+        tests = statistics.median(values["tests"])
+        print(f"{name:<26}{tests:>9.2f}{tests / base:>7.2f}x"
+              f"{statistics.median(values['end']):>14.2f}")
+
+
 def table(title: str, times: dict[str, list[float]], base: str = "plain") -> None:
     med = {name: statistics.median(values) for name, values in times.items()}
     print(f"\n{title}")
@@ -180,11 +369,21 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and events")
     parser.add_argument("--tests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--instructions", action="store_true",
+                        help="only the instruction counts (callgrind), 100 and 500 tests")
+    parser.add_argument("--hostile", action="store_true",
+                        help="only the hostile-receiver table (400 CPU-bound tests)")
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
     backlog = 20_000 if args.quick else 100_000
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
+        if args.instructions:
+            instructions(tmp, 100, 500)
+            return 0
+        if args.hostile:
+            hostile_table(3.0, hostile(tmp, rounds, 400, 3.0))
+            return 0
         suite = make_suite(tmp, args.tests)
         print(f"{args.tests} trivial tests, {rounds} rounds, python {sys.version.split()[0]}",
               file=sys.stderr)

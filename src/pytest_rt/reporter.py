@@ -8,6 +8,7 @@ run has exactly one job, one start and one stop per test.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_rt import __version__, events
+from pytest_rt import __version__, ci, events
 from pytest_rt.delivery import Delivery, Report
 from pytest_rt.descriptions import DescriptionFiles
 from pytest_rt.events import Job, Limits, TestResult
@@ -113,6 +114,9 @@ class Reporter:
             "rootdir": self.config.rootpath.name,
             "pytest_version": pytest.__version__,
             "plugin_version": __version__,
+            "project": self.settings.project,
+            "ci": ci.detect(os.environ, self.config.rootpath),
+            "shards": self.settings.shards,
         }
         self._emit(events.start_test_run(
             self.job, tests, env=self.settings.env, custom_data=self.settings.custom_data,

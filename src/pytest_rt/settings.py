@@ -41,6 +41,8 @@ class Settings:
     job_id: str = field(default_factory=lambda: uuid4_text())
     custom_id: str | None = None
     custom_data: dict[str, Any] | None = None
+    project: str | None = None  # what the run tests; resolve() defaults it to the rootdir's name
+    shards: int | None = None  # CI shards sharing the job: it is finished when all have stopped
     job_report: bool = False
     job_file: Path | None = None
     flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
@@ -91,6 +93,12 @@ def add_options(parser: pytest.Parser) -> None:
     add("--rt-job-id", dest="rt_job_id", metavar="ID",
         help="Job id, to let CI shards share one job (env PYTEST_RT_JOB_ID). Default: a new uuid4.")
     add("--rt-custom-id", dest="rt_custom_id", metavar="ID", help="Sent as 'custom_id' (Testgr).")
+    add("--rt-project", dest="rt_project", metavar="NAME",
+        help="Project name, to tell jobs apart (env PYTEST_RT_PROJECT, ini rt_project). "
+             "Default: the rootdir's name.")
+    add("--rt-shards", dest="rt_shards", metavar="N",
+        help="With --rt-job-id: the job has N CI shards, and is finished when N have stopped "
+             "(env PYTEST_RT_SHARDS).")
     add("--rt-custom-data", dest="rt_custom_data", metavar="JSON",
         help="A JSON object sent as 'custom_data' in startTestRun.")
     add("--rt-job-report", dest="rt_job_report", action="store_true", default=False,
@@ -127,6 +135,7 @@ def add_options(parser: pytest.Parser) -> None:
         help="Mask matches of REGEX in messages, repeatable (ini rt_redact, one per line).")
     parser.addini("rt_url", "pytest-rt: endpoint URL")
     parser.addini("rt_env", "pytest-rt: environment name")
+    parser.addini("rt_project", "pytest-rt: project name (default: the rootdir's name)")
     parser.addini("rt_show_errors", "pytest-rt: print delivery problems (true/false)")
     parser.addini("rt_flush_timeout", "pytest-rt: end-of-run delivery wait, seconds")
     parser.addini("rt_timeout", "pytest-rt: timeout of one request, seconds")
@@ -276,6 +285,13 @@ def resolve(config: pytest.Config) -> Settings:
         kw["job_id"] = str(found[0])
     if found := src.get("rt_custom_id"):
         kw["custom_id"] = str(found[0])
+    found = src.get("rt_project", env="PYTEST_RT_PROJECT", ini="rt_project")
+    kw["project"] = str(found[0]).strip()[:200] if found else config.rootpath.name
+    if found := src.get("rt_shards", env="PYTEST_RT_SHARDS"):
+        kw["shards"] = int(_number(*found, low=1, integer=True, high=10_000))
+        if "job_id" not in kw:  # each shard would start a job of its own
+            raise _usage(found[1], found[0], "needs --rt-job-id (or PYTEST_RT_JOB_ID) "
+                         "shared by the shards")
     if found := src.get("rt_custom_data"):
         kw["custom_data"] = _custom_data(*found)
     kw["job_report"] = bool(config.getoption("rt_job_report"))

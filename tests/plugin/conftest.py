@@ -22,7 +22,7 @@ COMMON = {"fw", "type", "job_id", "custom_id", "event_id", "run_id", "seq"}
 FIELDS = {
     "startTestRun": COMMON | {
         "tests", "env", "startTime", "custom_data", "collect_errors", "xdist", "workers",
-        "rootdir", "pytest_version", "plugin_version",
+        "rootdir", "pytest_version", "plugin_version", "project", "ci", "shards",
     },
     "startTestItem": COMMON | {"test", "startTime", "uuid", "worker"},
     "stopTestItem": COMMON | {
@@ -34,6 +34,7 @@ FIELDS = {
         "collect_errors",
     },
 }
+CI_FIELDS = ("provider", "repository", "branch", "commit", "pull_request", "build", "build_url")
 ENTRY_FIELDS = {"location", "nodeid", "uuid", "description", "file", "markers"}
 COUNT_KEYS = {"passed", "failed", "error", "skipped", "xfailed", "xpassed", "interrupted",
               "not_started"}
@@ -137,6 +138,10 @@ def _check_start_run(event: dict[str, Any]) -> None:
     assert len({entry["uuid"] for entry in event["tests"]}) == len(event["tests"])
     assert event["env"] is None or isinstance(event["env"], str)
     assert event["custom_data"] is None or isinstance(event["custom_data"], dict)
+    assert isinstance(event["project"], str) and event["project"]
+    assert set(event["ci"]) == set(CI_FIELDS), event["ci"]
+    assert all(v is None or isinstance(v, str) for v in event["ci"].values()), event["ci"]
+    assert event["shards"] is None or isinstance(event["shards"], int)
     _check_collect_errors(event["collect_errors"])
     assert isinstance(event["xdist"], bool)
     assert isinstance(event["workers"], int) and event["workers"] >= 0

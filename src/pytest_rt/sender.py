@@ -78,6 +78,7 @@ class Sender:
         self.stats = Stats()
         self.wake = threading.Event()  # set by the producer when events wait
         self._woken = False
+        self._lighter: bytes | None = None  # the head event, to send in place of the journal's
         self._interrupt = threading.Event()  # set by close(): cuts a backoff short
         self._gone = False  # a persistent failure after close(): no point waiting
         self.closing = False
@@ -135,6 +136,8 @@ class Sender:
                     continue
             sent = self._send(inflight)
             inflight = inflight[sent:]
+            if self._lighter is not None:  # a startTestRun too large for the receiver
+                inflight[0], self._lighter = self._lighter, None
             if not sent and self._gone:
                 # At the end, a receiver that is not there (or not trusted) gets one
                 # more try, not a wait: the events are on disk for `pytest-rt replay`.
@@ -264,6 +267,8 @@ class Sender:
             return 0
         if status in (401, 403, 407):
             return self._stop(f"refused the token or credentials ({status})")
+        if status in (415, 421):  # about how we reach it (Host, Content-Type), not the event
+            return self._stop(f"refused the request ({status}: {answer.text[:120]})")
         if 300 <= status < 400 or (status in (404, 405) and not self.stats.delivered):
             # About the URL, not the event: a redirect (not followed, lest the token go
             # elsewhere), or an endpoint that has never taken an event. Dropping every
@@ -272,6 +277,9 @@ class Sender:
             return self._stop(f"answered {status}{where} (the wrong URL?)")
         if status == 413 and len(lines) > 1:
             self._limit = max(1, len(lines) // 2)
+            return 0
+        if status == 413 and (lighter := _without_test_list(lines[0])) is not None:
+            self._lighter = lighter  # sent again without its list: env, project, ci survive
             return 0
         if len(lines) > 1:
             self._split = len(lines)  # find the bad one; deliver the others
@@ -322,3 +330,23 @@ class Sender:
         # close() cuts the wait short; the loop then decides whether to try again.
         self._interrupt.wait(delay)
         self._interrupt.clear()
+
+
+def _without_test_list(line: bytes) -> bytes | None:
+    """A startTestRun without its `tests` (their count kept), or None for any other event.
+
+    A receiver may refuse a run listing more tests than it takes at once (413): the
+    tests' own events still bring them, and the run's other fields are worth keeping.
+    """
+    if b'"startTestRun"' not in line:
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    tests = event.get("tests") if isinstance(event, dict) else None
+    if event.get("type") != "startTestRun" or not isinstance(tests, list) or not tests:
+        return None
+    event["tests"] = []
+    event["tests_omitted"] = len(tests)
+    return json.dumps(event, separators=(",", ":")).encode()

@@ -125,3 +125,31 @@ def test_a_404_after_events_were_taken_is_retried_not_rejected(rt, receiver):
     assert_whole_stream(events, nodeids_of("test_mod", 3))
     assert "rejected an event" not in result.stdout.str()
     assert not journals(rt.pytester.path / ".spool")
+
+
+@pytest.mark.parametrize("status", [415, 421])
+def test_a_refusal_of_how_we_reach_the_receiver_keeps_every_event(rt, receiver, status):
+    """421 (a Host it does not serve) and 415 are about the request, not the events."""
+    receiver.behaviour.reject = lambda body: status
+    rt.pytester.makepyfile(test_mod=module_with(2))
+    result = rt.run("--rt-flush-timeout", "5")
+    result.assert_outcomes(passed=2)
+    assert receiver.requests == 1
+    result.stdout.fnmatch_lines([f"*refused the request ({status}*delivery stopped, events kept*",
+                                 "*6 events spooled*"])
+    assert "rejected an event" not in result.stdout.str()
+
+
+def test_a_start_too_large_for_the_receiver_is_sent_again_without_its_test_list(rt, receiver):
+    def too_many(body: Any) -> int | None:
+        events = body if isinstance(body, list) else [body]
+        return 413 if any(e["type"] == "startTestRun" and e["tests"] for e in events) else None
+
+    receiver.behaviour.reject = too_many
+    rt.pytester.makepyfile(test_mod=module_with(3))
+    result = rt.run("--rt-flush-timeout", "5", "--rte", "staging")
+    result.assert_outcomes(passed=3)
+    [start] = receiver.of_type("startTestRun")
+    assert (start["tests"], start["tests_omitted"], start["env"]) == ([], 3, "staging")
+    assert_whole_stream(receiver.unique(), nodeids_of("test_mod", 3))
+    assert "rejected an event" not in result.stdout.str()

@@ -99,6 +99,7 @@ def default_port_refused() -> None:
 class Behaviour:
     batch: bool = False  # answer with X-Pytest-RT-Batch: 1
     heartbeat: str | None = None  # answer with X-Pytest-RT-Heartbeat: <this>
+    dashboard: str | None = None  # answer with X-Pytest-RT-Dashboard: <this>
     fail_first: int = 0  # answer the first N requests with `fail_status`
     fail_status: int = 503
     retry_after: str | None = None
@@ -147,6 +148,8 @@ class Receiver:
                     self.send_header("X-Pytest-RT-Batch", "1")
                 if receiver.behaviour.heartbeat:
                     self.send_header("X-Pytest-RT-Heartbeat", receiver.behaviour.heartbeat)
+                if receiver.behaviour.dashboard:
+                    self.send_header("X-Pytest-RT-Dashboard", receiver.behaviour.dashboard)
                 if receiver.behaviour.retry_after and status >= 400:
                     self.send_header("Retry-After", receiver.behaviour.retry_after)
                 self.send_header("Content-Type", "application/json")

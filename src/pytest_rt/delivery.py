@@ -124,6 +124,13 @@ class Delivery:
             self.produced += 1
             self.sender.notify(self.produced)
 
+    def dashboard(self, wait: float) -> str | None:
+        """The receiver's dashboard URL, waiting at most `wait` s for its first answer."""
+        if self.forked:
+            return None
+        self.sender.answered.wait(wait)
+        return self.sender.dashboard
+
     def finish(self) -> Report:
         """Deliver what is left within the flush timeout; keep the rest on disk."""
         if self.forked:  # the parent delivers, and removes its journal, not this child

@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,8 @@ from pytest_rt.delivery import Delivery, Report
 from pytest_rt.descriptions import DescriptionFiles
 from pytest_rt.events import Job, Limits, TestResult
 from pytest_rt.settings import Settings
+
+LIVE_LINK_WAIT = 0.2  # seconds the start of a run may wait for the receiver's first answer
 
 
 class Reporter:
@@ -122,6 +125,32 @@ class Reporter:
             self.job, tests, env=self.settings.env, custom_data=self.settings.custom_data,
             start=self.start_time, collect_errors=self.collect_errors, extra=extra))
         self.total = len(tests)
+        self._announce_live_link()
+
+    def _announce_live_link(self) -> None:
+        """`pytest-rt: live at <job page>` before the tests run: what people click in CI.
+
+        The receiver names its dashboard in its answers (a receiver without one names
+        nothing, and nothing is printed). The run's first answer is waited for at most
+        LIVE_LINK_WAIT; failing that, what the same URL announced on an earlier run.
+        """
+        if self.delivery is None:
+            return
+        cache = getattr(self.config, "cache", None)
+        key = "pytest-rt/dashboards"
+        dashboard = self.delivery.dashboard(LIVE_LINK_WAIT)
+        known: dict[str, str] = {}
+        if cache is not None:
+            with contextlib.suppress(Exception):  # a cache from elsewhere must not matter
+                known = dict(cache.get(key, {}))
+        if dashboard is None:
+            dashboard = known.get(self.settings.url)
+        elif cache is not None and known.get(self.settings.url) != dashboard:
+            with contextlib.suppress(Exception):  # a read-only cache directory
+                cache.set(key, {**known, self.settings.url: dashboard})
+        if isinstance(dashboard, str) and dashboard.startswith(("http://", "https://")):
+            self.live_url = f"{dashboard}jobs/{urllib.parse.quote(self.job.job_id, safe='')}"
+            self._say(f"live at {self.live_url}", yellow=False)
 
     # -- tests ------------------------------------------------------------------------
 
@@ -197,14 +226,15 @@ class Reporter:
         for line in summary_lines(self.settings, self.report):
             terminalreporter.write_line(line)
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, yellow: bool = True) -> None:
         terminal = self.config.pluginmanager.getplugin("terminalreporter")
         if terminal is not None:
-            terminal.write_line(f"pytest-rt: {text}", yellow=True)
+            terminal.write_line(f"pytest-rt: {text}", yellow=yellow)
         else:
             print(f"pytest-rt: {text}", file=sys.stderr)
 
     total: int = 0
+    live_url: str | None = None
 
 
 def summary_lines(settings: Settings, report: Report) -> list[str]:

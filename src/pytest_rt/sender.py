@@ -79,6 +79,9 @@ class Sender:
         self.wake = threading.Event()  # set by the producer when events wait
         self._woken = False
         self._lighter: bytes | None = None  # the head event, to send in place of the journal's
+        # Set once the first request got an answer, or failed: the live link waits for it.
+        self.answered = threading.Event()
+        self.dashboard: str | None = None  # the receiver's dashboard, as it announced it
         self._interrupt = threading.Event()  # set by close(): cuts a backoff short
         self._gone = False  # a persistent failure after close(): no point waiting
         self.closing = False
@@ -203,6 +206,7 @@ class Sender:
         try:
             answers = self.transport.post_many(bodies, timeout=timeout)
         except TransportError as exc:
+            self.answered.set()
             why = f"cannot reach {self.display_url}: {exc}"
             if exc.refused is not None:
                 self._stop(f"cannot be reached: {exc}")
@@ -213,6 +217,7 @@ class Sender:
             else:
                 self._retry_later(why, None)
             return 0
+        self.answered.set()
         if as_array:
             return self._handle(answers[0], lines)
         return self._handle_each(answers, lines)
@@ -295,6 +300,8 @@ class Sender:
             self.batching = True
         if answer.heartbeat is not None:
             self.heartbeat = answer.heartbeat
+        if answer.dashboard is not None:
+            self.dashboard = answer.dashboard
 
     def _stop(self, why: str) -> int:
         self.stopped = True

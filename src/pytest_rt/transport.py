@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # imported when needed: ssl for https, urllib.request for pro
 
 BATCH_HEADER = "X-Pytest-RT-Batch"
 HEARTBEAT_HEADER = "X-Pytest-RT-Heartbeat"
+DASHBOARD_HEADER = "X-Pytest-RT-Dashboard"  # the receiver's dashboard, for the live link
 _STALE = ("connection closed without an answer", "connection reset", "BrokenPipeError")
 USER_AGENT = f"pytest-rt/{__version__}"
 
@@ -44,6 +45,7 @@ class Answer(NamedTuple):
     location: str | None = None  # where a redirect points
     will_close: bool = False  # the server closes the connection after this answer
     heartbeat: float | None = None  # X-Pytest-RT-Heartbeat: seconds, the receiver takes them
+    dashboard: str | None = None  # X-Pytest-RT-Dashboard: where its dashboard is, ending in /
 
 
 class TransportError(Exception):
@@ -229,6 +231,7 @@ def _answer(response: Response) -> Answer:
         location=headers.get("location"),
         will_close=response.will_close,
         heartbeat=_retry_after(headers.get(HEARTBEAT_HEADER.lower())),
+        dashboard=_dashboard(headers.get(DASHBOARD_HEADER.lower())),
     )
 
 
@@ -252,6 +255,15 @@ def _proxy_for(url: str, scheme: str) -> tuple[tuple[str, int] | None, str | Non
 def _basic(user: str, password: str | None) -> str:
     credentials = f"{unquote(user)}:{unquote(password or '')}".encode()
     return "Basic " + base64.b64encode(credentials).decode()
+
+
+def _dashboard(value: str | None) -> str | None:
+    """A dashboard URL the user may be shown: http(s), printable, of sane length."""
+    if not value or len(value) > 500 or not value.startswith(("http://", "https://")):
+        return None
+    if not value.isprintable() or " " in value:
+        return None
+    return value if value.endswith("/") else value + "/"
 
 
 def _retry_after(value: str | None) -> float | None:

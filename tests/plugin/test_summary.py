@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 import pytest
 
@@ -96,3 +97,49 @@ def test_a_job_file_that_cannot_be_written_is_said_even_when_all_was_delivered(r
     result.assert_outcomes(passed=1)
     assert result.ret == 0
     result.stdout.fnmatch_lines([f"pytest-rt: cannot write {blocked / 'job.txt'}*"])
+
+
+# -- the live link -----------------------------------------------------------------------
+
+LIVE = "pytest-rt: live at "
+
+
+def test_the_live_link_comes_first_when_the_receiver_has_a_dashboard(rt, receiver):
+    receiver.behaviour.dashboard = "http://dash.example:8765/rt/"
+    rt.pytester.makepyfile(test_mod="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = rt.run("--rt-job-id", "job:1.x")
+    lines = result.stdout.lines
+    live = [i for i, line in enumerate(lines) if line.startswith(LIVE)]
+    assert [lines[i] for i in live] == [f"{LIVE}http://dash.example:8765/rt/jobs/job%3A1.x"]
+    assert live[0] < next(i for i, line in enumerate(lines) if line.startswith("test_mod.py"))
+
+
+@pytest.mark.parametrize("announced", [None, "javascript:alert(1)", "http://a b/", "ftp://x/"])
+def test_no_live_link_without_a_dashboard_worth_showing(rt, receiver, announced):
+    receiver.behaviour.dashboard = announced
+    rt.pytester.makepyfile(test_mod="def test_a():\n    pass\n")
+    result = rt.run()
+    assert LIVE not in result.stdout.str()
+
+
+@pytest.mark.xdist
+def test_the_live_link_comes_once_under_xdist(rt, receiver):
+    pytest.importorskip("xdist")
+    receiver.behaviour.dashboard = "http://127.0.0.1:1/"
+    rt.pytester.makepyfile(test_mod="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = rt.run("-n", "2")
+    assert [line for line in result.stdout.lines if line.startswith(LIVE)] == [
+        f"{LIVE}http://127.0.0.1:1/jobs/{receiver.events[0]['job_id']}"]
+
+
+def test_a_slow_receiver_gets_the_link_it_announced_on_an_earlier_run(rt, receiver):
+    receiver.behaviour.dashboard = "http://dash.example/"
+    rt.pytester.makepyfile(test_mod="def test_a():\n    pass\n")
+    with_cache = [a for a in rt.args() if a not in ("-p", "no:cacheprovider")]
+    first = rt.pytester.runpytest(*with_cache)
+    assert LIVE in first.stdout.str()
+    receiver.behaviour.delay = 1.0  # its first answer comes too late to wait for
+    started = time.monotonic()
+    second = rt.pytester.runpytest(*with_cache, "--rt-job-id", "again")
+    assert f"{LIVE}http://dash.example/jobs/again" in second.stdout.lines
+    assert time.monotonic() - started < 30

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -41,6 +42,7 @@ def test_param(n):
     assert n
 """
 
+PROGRESS = re.compile(r"^(test_e2e\.py )?[.FEsxX]+\s*(\[\s*\d+%\])?$")
 EXPECTED = {
     "test_e2e.py::test_passes": ("passed", "passed"),
     "test_e2e.py::test_fails": ("failed", "failed"),
@@ -69,6 +71,14 @@ def test_a_pytest_run_arrives_whole(
         args += ["-n", str(workers)]
     result = pytester.runpytest_subprocess(*args, timeout=120)
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    # The live link comes once, before the first test's progress, and opens the job.
+    lines = result.stdout.lines
+    live = [i for i, line in enumerate(lines) if line.startswith("pytest-rt: live at ")]
+    assert len(live) == 1, lines
+    progress = [i for i, line in enumerate(lines) if PROGRESS.match(line)]
+    assert progress and live[0] < progress[0], lines
+    assert lines[live[0]] == f"pytest-rt: live at {live_server.url}/jobs/{job_id}"
+    assert httpx.get(f"{live_server.url}/jobs/{job_id}").status_code == 200
 
     with httpx.Client(base_url=live_server.url) as client:
         detail = client.get(f"/api/jobs/{job_id}").json()

@@ -56,6 +56,15 @@ def json_content_type(value: str | None) -> bool:
     return True
 
 
+def _dashboard_header(scope: Scope, headers: Headers) -> tuple[bytes, bytes]:
+    """Where this receiver's dashboard is, as the client reached it: the plugin prints
+    `live at <this>jobs/<job id>` (the Host was checked against the allowed names)."""
+    host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("127.0.0.1", 80)))
+    root = scope.get("root_path", "").rstrip("/")
+    url = f"{scope.get('scheme', 'http')}://{host}{root}/"
+    return b"x-pytest-rt-dashboard", url.encode("latin-1", "replace")
+
+
 class Loader:
     def __init__(self, config: ServeConfig, store: Store, hub: Hub) -> None:
         self.token = config.token.encode("utf-8") if config.token is not None else None
@@ -108,7 +117,7 @@ class Loader:
         finally:
             self.budget.give(held[0])
         answer = {"accepted": result.accepted, "duplicates": result.duplicates}
-        return 200, answer, [BATCH_HEADER, HEARTBEAT_HEADER]
+        return 200, answer, [BATCH_HEADER, HEARTBEAT_HEADER, _dashboard_header(scope, headers)]
 
     def _check_token(self, header: str) -> None:
         if self.token is None:

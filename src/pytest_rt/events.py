@@ -238,12 +238,31 @@ def start_test_item(job: Job, nodeid: str, uuid_: str, worker: str | None,
                      startTime=stamp(time.time() if now is None else now), worker=worker)
 
 
+CAPTURE = ("failed", "all", "none")  # --rt-capture: whose captured output is sent
+FAILED = ("failed", "error", "interrupted")
+
+
+def captured(result: TestResult, limits: Limits) -> list[dict[str, str]]:
+    """What pytest captured of a test (stdout, stderr, log, per phase), as pytest titles it.
+
+    Each report carries the sections of its phase and the phases before it: the
+    last title wins. Cut and masked like msg.
+    """
+    sections: dict[str, str] = {}
+    for report in result.reports:
+        for title, text in report.sections:
+            sections[title] = text
+    return [{"name": title, "text": limits.clean(text)} for title, text in sections.items()]
+
+
 def stop_test_item(job: Job, result: TestResult, uuid_: str, limits: Limits,
-                   interrupted_msg: str = "", now: float | None = None) -> tuple[Event, str]:
+                   interrupted_msg: str = "", now: float | None = None,
+                   capture: str = "failed") -> tuple[Event, str]:
     """The stopTestItem event of a finished test, and its precise outcome."""
     outcome, when, msg = result.verdict()
     if outcome == "interrupted" and not msg:  # a crashed worker's report has its own text
         msg = interrupted_msg or "interrupted before the test finished"
+    wanted = capture == "all" or (capture == "failed" and outcome in FAILED)
     event = job.event(
         "stopTestItem",
         test=result.nodeid,
@@ -257,6 +276,7 @@ def stop_test_item(job: Job, result: TestResult, uuid_: str, limits: Limits,
         worker=result.worker,
         reruns=len(result.rerun_msgs),
         rerun_msgs=[limits.clean(m) for m in result.rerun_msgs],
+        sections=captured(result, limits) if wanted else [],
     )
     return event, outcome
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pytest_rt import __version__, ci, events
+from pytest_rt import __version__, ci, events, github
 from pytest_rt.delivery import Delivery, Report
 from pytest_rt.descriptions import DescriptionFiles
 from pytest_rt.events import Job, Limits, TestResult
@@ -46,6 +46,7 @@ class Reporter:
         self.workers = 0
         self.worker_hint: str | None = None  # the xdist worker whose logstart is in progress
         self.interrupt_msg = ""
+        self.failures: list[tuple[str, str]] = []  # (node id, first line), for summaries
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -110,6 +111,7 @@ class Reporter:
 
     def _start_run(self, tests: list[dict[str, Any]]) -> None:
         self.run_started = True
+        self.ci = ci.detect(os.environ, self.config.rootpath)
         self.start_time = time.time()
         extra = {
             "xdist": self.distributed,
@@ -118,7 +120,7 @@ class Reporter:
             "pytest_version": pytest.__version__,
             "plugin_version": __version__,
             "project": self.settings.project,
-            "ci": ci.detect(os.environ, self.config.rootpath),
+            "ci": self.ci,
             "shards": self.settings.shards,
         }
         self._emit(events.start_test_run(
@@ -189,8 +191,11 @@ class Reporter:
     def _close(self, result: TestResult) -> None:
         del self.open[result.nodeid]
         event, outcome = events.stop_test_item(
-            self.job, result, self.uuids[result.nodeid], self.limits, self.interrupt_msg)
+            self.job, result, self.uuids[result.nodeid], self.limits, self.interrupt_msg,
+            capture=self.settings.capture)
         self.counts[outcome] += 1
+        if outcome in events.FAILED and len(self.failures) < github.MAX_FAILURES:
+            self.failures.append((result.nodeid, github.first_line(event["msg"])))
         self._emit(event)
 
     # -- the end ----------------------------------------------------------------------
@@ -214,11 +219,23 @@ class Reporter:
                              or exitstatus == pytest.ExitCode.INTERRUPTED),
             collect_errors=self.collect_errors))
         self.report = self.delivery.finish()
+        self._github_summary()
         if self.settings.job_file is not None:
             try:
                 self.settings.job_file.write_text(self.settings.job_id)
             except OSError as exc:
                 self._say(f"cannot write {self.settings.job_file}: {exc.strerror}")
+
+    def _github_summary(self) -> None:
+        if not self.settings.ci_summary or "GITHUB_STEP_SUMMARY" not in os.environ:
+            return
+        branch = (self.ci or {}).get("branch")
+        title = " · ".join(filter(None, ["pytest-rt", self.settings.project, branch]))
+        failed = sum(self.counts[name] for name in events.FAILED)
+        text = github.markdown(title=title, counts=self.counts, total=self.total,
+                               live_url=self.live_url, failures=self.failures, failed=failed)
+        if problem := github.append(text):
+            self._say(problem)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:
@@ -235,6 +252,7 @@ class Reporter:
 
     total: int = 0
     live_url: str | None = None
+    ci: dict[str, str | None] | None = None
 
 
 def summary_lines(settings: Settings, report: Report) -> list[str]:

@@ -54,6 +54,8 @@ class Settings:
     ca_bundle: Path | None = None
     insecure: bool = False
     max_msg: int = DEFAULT_MAX_MSG
+    capture: str = "failed"  # whose captured output goes with stopTestItem: failed, all, none
+    ci_summary: bool = True  # a Markdown summary for GitHub Actions' job page
     redact: tuple[re.Pattern[str], ...] = ()
 
     @property
@@ -131,6 +133,11 @@ def add_options(parser: pytest.Parser) -> None:
         help="Do not verify HTTPS certificates (warns).")
     add("--rt-max-msg", dest="rt_max_msg", metavar="CHARS",
         help=f"Cap on each msg, in characters (ini rt_max_msg). Default {DEFAULT_MAX_MSG}.")
+    add("--rt-capture", dest="rt_capture", metavar="WHICH",
+        help="Send the captured stdout, stderr and log of: failed tests (default), all, "
+             "none (ini rt_capture).")
+    add("--rt-no-ci-summary", dest="rt_ci_summary", action="store_false", default=True,
+        help="Don't append a summary to GitHub Actions' step summary (GITHUB_STEP_SUMMARY).")
     add("--rt-redact", dest="rt_redact", action="append", default=[], metavar="REGEX",
         help="Mask matches of REGEX in messages, repeatable (ini rt_redact, one per line).")
     parser.addini("rt_url", "pytest-rt: endpoint URL")
@@ -141,6 +148,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("rt_timeout", "pytest-rt: timeout of one request, seconds")
     parser.addini("rt_spool", "pytest-rt: spool directory")
     parser.addini("rt_max_msg", "pytest-rt: cap on msg, characters")
+    parser.addini("rt_capture", "pytest-rt: captured output sent for: failed, all, none")
     parser.addini("rt_redact", "pytest-rt: regexes masked in messages", type="linelist")
 
 
@@ -324,6 +332,11 @@ def resolve(config: pytest.Config) -> Settings:
     kw["insecure"] = bool(config.getoption("rt_insecure"))
     if found := src.get("rt_max_msg", ini="rt_max_msg"):
         kw["max_msg"] = int(_number(*found, low=100, integer=True, high=10**9))
+    if found := src.get("rt_capture", ini="rt_capture"):
+        if str(found[0]).strip() not in ("failed", "all", "none"):
+            raise _usage(found[1], found[0], "must be one of failed, all, none")
+        kw["capture"] = str(found[0]).strip()
+    kw["ci_summary"] = bool(config.getoption("rt_ci_summary"))
     redact = list(config.getoption("rt_redact")) or list(config.getini("rt_redact"))
     kw["redact"] = _patterns(redact, "--rt-redact")
     return Settings(**kw)

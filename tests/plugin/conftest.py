@@ -27,7 +27,7 @@ FIELDS = {
     "startTestItem": COMMON | {"test", "startTime", "uuid", "worker"},
     "stopTestItem": COMMON | {
         "test", "status", "msg", "stopTime", "uuid", "outcome", "when", "duration", "worker",
-        "reruns", "rerun_msgs",
+        "reruns", "rerun_msgs", "sections",
     },
     "stopTestRun": COMMON | {
         "stopTime", "send_report", "exitstatus", "interrupted", "counts", "total", "duration",
@@ -187,6 +187,10 @@ def _check_stop_item(event: dict[str, Any]) -> None:
     assert isinstance(event["reruns"], int) and event["reruns"] >= 0
     assert isinstance(event["rerun_msgs"], list) and len(event["rerun_msgs"]) == event["reruns"]
     assert all(isinstance(m, str) for m in event["rerun_msgs"])
+    assert isinstance(event["sections"], list)
+    for section in event["sections"]:
+        assert set(section) == {"name", "text"} and all(isinstance(v, str) for v in
+                                                         section.values()), section
 
 
 @pytest.fixture

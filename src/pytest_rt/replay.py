@@ -141,6 +141,9 @@ def replay_one(path: Path, given: Overrides, timeout: float) -> int:
         else:
             for problem in sender.stats.problems:
                 print(f"pytest-rt replay: {problem}")
+            if sender.wrong_url:
+                print("pytest-rt replay: give the receiver's event URL with --url "
+                      "(pytest-rt serve takes them at http://HOST:PORT/loader)")
             for name in _missing_headers(header, given):
                 print(f"pytest-rt replay: the run sent a {name} header; if the receiver needs "
                       f"it, pass it again with --header '{name}: ...'")

@@ -81,6 +81,7 @@ class Sender:
         self._lighter: bytes | None = None  # the head event, to send in place of the journal's
         # Set once the first request got an answer, or failed: the live link waits for it.
         self.answered = threading.Event()
+        self.wrong_url = False  # a redirect, or a 404/405 from a URL that never took events
         self.dashboard: str | None = None  # the receiver's dashboard, as it announced it
         self._interrupt = threading.Event()  # set by close(): cuts a backoff short
         self._gone = False  # a persistent failure after close(): no point waiting
@@ -279,6 +280,7 @@ class Sender:
             # elsewhere), or an endpoint that has never taken an event. Dropping every
             # event as rejected would lose the run.
             where = f" to {answer.location}" if answer.location else ""
+            self.wrong_url = True
             return self._stop(f"answered {status}{where} (the wrong URL?)")
         if status == 413 and len(lines) > 1:
             self._limit = max(1, len(lines) // 2)

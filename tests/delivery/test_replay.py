@@ -203,3 +203,14 @@ def test_replay_sends_each_journal_to_the_url_its_run_was_meant_for(
 
 def test_a_journal_another_replay_just_removed_is_nothing_pending(tmp_path):
     assert replay_one(tmp_path / "gone.jsonl", Overrides(), 1) == 0
+
+
+def test_replay_to_the_wrong_url_suggests_url(rt, receiver, dead_url):
+    rt.pytester.makepyfile(test_mod=module_with(1))
+    rt.url = dead_url
+    rt.run("--rt-flush-timeout", "1").assert_outcomes(passed=1)
+    receiver.behaviour.reject = lambda body: 405  # a receiver, but not its event URL
+    failed = replay(str(rt.pytester.path / ".spool"), "--url", receiver.url)
+    assert failed.returncode == 1
+    assert "(the wrong URL?)" in failed.stdout
+    assert "give the receiver's event URL with --url" in failed.stdout

@@ -35,6 +35,14 @@ MAX_MSG_CHARS = 100_000  # msg, rerun_msgs, collection errors, descriptions
 MAX_NAME_CHARS = 10_000  # node ids, locations, files
 MAX_SHORT_CHARS = 1_000  # env, custom_id, uuid, worker, outcome, when, a marker
 MAX_LIST_ITEMS = 1_000  # markers, rerun_msgs, collect_errors
+# A job's identity (issue 9): names a person reads in a list, so a few hundred characters;
+# the project is indexed, and PostgreSQL refuses index rows over ~2.7 kB.
+MAX_IDENTITY_CHARS = 200  # project, rootdir, ci provider, branch, commit, pull request, build
+MAX_URL_CHARS = 2_000  # ci.build_url (longer is not a usable link: dropped, not cut)
+CI_FIELDS = ("provider", "repository", "branch", "commit", "pull_request", "build", "build_url")
+# What pytest captured for one test (stopTestItem ``sections``), all sections together:
+# the plugin caps each section at --rt-max-msg; this bounds a test whatever the client.
+MAX_SECTIONS_CHARS = 256 * 1024
 # Tests per startTestRun: SQLite writes ~45,000 declared tests a second on the
 # 2-core machine, and one request holds the single writer: 50,000 keep the wait
 # of every other client's POST near 1 s (``--max-tests-per-run`` moves it).
@@ -76,6 +84,18 @@ class TestDecl(NamedTuple):
     markers: tuple[str, ...]
 
 
+class Ci(NamedTuple):
+    """Where a run comes from (startTestRun ``ci``); every field may be unknown."""
+
+    provider: str | None = None
+    repository: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    pull_request: str | None = None
+    build: str | None = None
+    build_url: str | None = None  # only http(s) URLs are kept
+
+
 class RunStart(NamedTuple):
     meta: Meta
     env: str | None
@@ -85,6 +105,11 @@ class RunStart(NamedTuple):
     xdist: bool | None
     workers: int | None
     tests: tuple[TestDecl, ...]
+    project: str | None = None
+    rootdir: str | None = None
+    ci: Ci = Ci()
+    # The job's line of runs: what "the previous job" of a job means (see :func:`lineage`).
+    lineage: str | None = None
 
 
 class ItemStart(NamedTuple):
@@ -110,6 +135,7 @@ class ItemStop(NamedTuple):
     worker: str | None
     reruns: int
     rerun_msgs: str  # JSON text of a list of strings
+    sections: str | None = None  # JSON text of [{"name", "text"}]
 
 
 class RunStop(NamedTuple):
@@ -233,16 +259,39 @@ def parse_event(data: Any, index: int | None, max_tests: int = MAX_TESTS_PER_RUN
 
 
 def _run_start(fields: _Fields, meta: Meta, max_tests: int) -> RunStart:
+    env = fields.opt_str("env", MAX_SHORT_CHARS)
+    project = fields.opt_str("project", MAX_IDENTITY_CHARS)
+    rootdir = fields.opt_str("rootdir", MAX_IDENTITY_CHARS)
+    ci = fields.ci()
     return RunStart(
         meta=meta,
-        env=fields.opt_str("env", MAX_SHORT_CHARS),
+        env=env,
         start_time=fields.opt_time("startTime"),
         custom_data=fields.custom_data(),
         collect_errors=fields.collect_errors(),
         xdist=fields.opt_bool("xdist"),
         workers=fields.opt_int("workers", 0, 1_000_000),
         tests=fields.tests(max_tests),
+        project=project,
+        rootdir=rootdir,
+        ci=ci,
+        lineage=lineage(project, ci.branch, env, rootdir),
     )
+
+
+def lineage(
+    project: str | None, branch: str | None, env: str | None, rootdir: str | None
+) -> str | None:
+    """The key of a job's line of runs, whose previous finished job "what changed" compares
+    with: the same project and branch; a run that names no project (an older plugin, the
+    seed's clients), the same env and rootdir. A digest, so one short index serves it."""
+    if project is not None:
+        parts = ["project", project, branch]
+    elif env is not None or rootdir is not None:
+        parts = ["env", env, rootdir]
+    else:
+        return None
+    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()[:32]
 
 
 def _item_stop(fields: _Fields, meta: Meta) -> ItemStop:
@@ -269,6 +318,7 @@ def _item_stop(fields: _Fields, meta: Meta) -> ItemStop:
         worker=fields.opt_str("worker", MAX_SHORT_CHARS),
         reruns=fields.opt_int("reruns", 0, INT_MAX) or 0,
         rerun_msgs=json.dumps(list(rerun_msgs)),
+        sections=fields.sections(),
     )
 
 
@@ -385,6 +435,61 @@ class _Fields:
                 raise self._wrong("msg", "a string or an array of strings", value)
             return cut_text("\n".join(clean_text(item) for item in value), MAX_MSG_CHARS)
         return self.opt_str("msg", MAX_MSG_CHARS) or ""
+
+    def ci(self) -> Ci:
+        """startTestRun's ``ci``: strings (a number is taken as its text), each cut to its
+        limit; a build URL that is not http(s) is dropped, as the dashboard links it."""
+        value = self.data.get("ci")
+        if value is None:
+            return Ci()
+        if not isinstance(value, dict):
+            raise self._wrong("ci", "an object or null", value)
+        found: dict[str, str | None] = {}
+        for name in CI_FIELDS:
+            item = value.get(name)
+            if isinstance(item, int) and not isinstance(item, bool):
+                item = str(item)  # a pull request or build number sent as a number
+            if item is not None and not isinstance(item, str):
+                raise self.error("ci", f"{name} must be a string or null, got {_type_name(item)}")
+            if item is None or not item.strip():
+                found[name] = None
+            elif name == "build_url":
+                url = clean_text(item).strip()
+                scheme = url.split(":", 1)[0].lower()
+                ok = scheme in ("http", "https") and len(url) <= MAX_URL_CHARS
+                found[name] = url if ok and url.isprintable() else None
+            else:
+                limit = MAX_SHORT_CHARS if name == "repository" else MAX_IDENTITY_CHARS
+                found[name] = cut_text(clean_text(item), limit, newline=False)
+        return Ci(**found)
+
+    def sections(self) -> str | None:
+        """stopTestItem's ``sections`` as JSON text, at most MAX_SECTIONS_CHARS of text in
+        all: the section that passes the budget is cut with the marker, later ones dropped
+        with a note saying how many."""
+        value = self.data.get("sections")
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise self._wrong("sections", 'an array of {"name", "text"}', value)
+        kept: list[dict[str, str]] = []
+        budget = MAX_SECTIONS_CHARS
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise self.error("sections", f"entry {i} must be an object, got {_type_name(item)}")
+            name, text = item.get("name"), item.get("text")
+            if not isinstance(name, (str, type(None))) or not isinstance(text, (str, type(None))):
+                raise self.error("sections", f"entry {i}: name and text must be strings")
+            if budget <= 0 or len(kept) >= MAX_LIST_ITEMS:
+                more = len(value) - i
+                kept.append({"name": "pytest-rt", "text": f"[... {more} more sections "
+                             f"truncated by pytest-rt]"})
+                break
+            text = cut_text(clean_text(text or ""), budget)
+            budget -= len(text)
+            kept.append({"name": cut_text(clean_text(name or ""), MAX_SHORT_CHARS, False),
+                         "text": text})
+        return _dumps(kept) if kept else None
 
     def custom_data(self) -> str | None:
         value = self.data.get("custom_data")

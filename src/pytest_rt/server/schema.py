@@ -32,6 +32,10 @@ from sqlalchemy import (
 
 ID = String(200)
 metadata = MetaData()
+JOB_IDENTITY = (
+    "project", "rootdir", "ci_provider", "ci_repository", "ci_branch", "ci_commit",
+    "ci_pull_request", "ci_build", "ci_build_url",
+)
 
 jobs = Table(
     "rt_jobs",
@@ -56,10 +60,19 @@ jobs = Table(
     # (RANKS), newest first. Columns rather than expressions so one index serves it.
     Column("rank", Integer, nullable=False, default=2),
     Column("sort_time", Float),  # start_time, else created
+    # Which project, checkout and CI build the job comes from (startTestRun's project
+    # and ci; issue 9), to tell jobs apart. rootdir and lineage serve "what changed":
+    # lineage is ingest.lineage(), a digest naming the job's line of runs.
+    *(Column(name, Text) for name in JOB_IDENTITY),
+    Column("lineage", String(32)),
     # No index on env: PostgreSQL refuses index rows over ~2.7 kB, and env is free text.
     Index("rt_jobs_status", "status"),
 )
 Index("rt_jobs_order", jobs.c.rank, jobs.c.sort_time.desc(), jobs.c.job_id)
+# The jobs list filtered by project (cut at 200 characters at ingest: indexable).
+Index("rt_jobs_project", jobs.c.project, jobs.c.rank, jobs.c.sort_time.desc())
+# A job's previous finished job of its line: one index range, read backwards.
+Index("rt_jobs_lineage", jobs.c.lineage, jobs.c.sort_time)
 
 runs = Table(
     "rt_runs",
@@ -102,6 +115,7 @@ tests = Table(
     Column("worker", Text),
     Column("reruns", Integer, nullable=False, default=0),
     Column("rerun_msgs", Text),  # JSON array
+    Column("sections", Text),  # JSON array of {"name", "text"}: what pytest captured
     UniqueConstraint("job_id", "key", name="rt_tests_job_key"),
     Index("rt_tests_history", "key", "stop_time"),
     # Covers the per-job counts that every live snapshot takes.
@@ -183,12 +197,29 @@ def migrate(conn: Connection) -> None:
         ))
         conn.execute(text(f"UPDATE rt_tests SET position = {UNDECLARED} WHERE position IS NULL"))
         _seed_stats(conn)
+    _add_columns(conn)
     seen_key = inspect(conn).get_pk_constraint("rt_seen")["constrained_columns"]
     if seen_key == ["event_id"]:
         conn.execute(text("CREATE INDEX IF NOT EXISTS rt_seen_job ON rt_seen (job_id)"))
     for table in (jobs, tests):
         for index in table.indexes:
             index.create(conn, checkfirst=True)
+
+
+# Columns added after issue 8, by table: added empty to an older database (its jobs
+# have no identity, and no previous job to compare with).
+ADDED_COLUMNS = {
+    "rt_jobs": tuple(f"{name} TEXT" for name in JOB_IDENTITY) + ("lineage VARCHAR(32)",),
+    "rt_tests": ("sections TEXT",),
+}
+
+
+def _add_columns(conn: Connection) -> None:
+    for table, ddls in ADDED_COLUMNS.items():
+        have = {c["name"] for c in inspect(conn).get_columns(table)}
+        for ddl in ddls:
+            if ddl.split()[0] not in have:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {ddl}"))
 
 
 def _seed_stats(conn: Connection) -> None:

@@ -37,7 +37,7 @@ START_KEYS = (
 )
 STOP_KEYS = (
     "job_id", "key", "nodeid", "status", "outcome", "msg", "when_", "stop_time", "duration",
-    "reruns", "rerun_msgs", "uuid", "worker", "position",
+    "reruns", "rerun_msgs", "uuid", "worker", "position", "sections",
 )
 STATS_KEYS = ("key", "d1", "j1", "median")
 
@@ -154,7 +154,7 @@ class Statements:
                     name: getattr(stop.excluded, name)
                     for name in (
                         "status", "outcome", "msg", "when_", "stop_time",
-                        "duration", "reruns", "rerun_msgs",
+                        "duration", "reruns", "rerun_msgs", "sections",
                     )
                 },
                 **{name: keep(name, stop) for name in ("uuid", "worker")},
@@ -317,6 +317,7 @@ def _apply_run_starts(
                 env=func.coalesce(e.env, schema.jobs.c.env),
                 custom_id=func.coalesce(e.meta.custom_id, schema.jobs.c.custom_id),
                 custom_data=func.coalesce(e.custom_data, schema.jobs.c.custom_data),
+                **_identity(e),
             )
         )
         conn.execute(stmts.run, [_merged_errors(conn, _run_start_row(e))])
@@ -378,7 +379,17 @@ def _stop_row(e: ItemStop) -> dict[str, Any]:
         "outcome": e.outcome, "msg": e.msg, "when_": e.when, "stop_time": e.stop_time,
         "duration": e.duration, "reruns": e.reruns, "rerun_msgs": e.rerun_msgs,
         "uuid": e.uuid, "worker": e.worker, "position": schema.UNDECLARED,
+        "sections": e.sections,
     }
+
+
+def _identity(e: RunStart) -> dict[str, Any]:
+    """The job's project, checkout and CI build from a run's start; a shard that says
+    less keeps what another said."""
+    j = schema.jobs
+    given = {"project": e.project, "rootdir": e.rootdir, "lineage": e.lineage}
+    given.update((f"ci_{name}", value) for name, value in e.ci._asdict().items())
+    return {name: func.coalesce(value, j.c[name]) for name, value in given.items()}
 
 
 def _record_durations(conn: Connection, stmts: Statements, stops: list[ItemStop]) -> None:

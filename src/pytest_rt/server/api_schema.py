@@ -11,6 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 TestStatus = Literal["passed", "failed", "error", "skipped", "not_started", "running", "aborted"]
+# A test against the previous finished job of its line (same project and branch):
+# failing and not failing there (new), failing in both, or passing now and failing there.
+Change = Literal["new", "still_failing", "fixed"]
 
 
 class ErrorAnswer(BaseModel):
@@ -46,6 +49,18 @@ class OutcomeCounts(BaseModel):
     xpassed: int
 
 
+class Ci(BaseModel):
+    """Where the job's run comes from (startTestRun's ``ci``); each null when unknown."""
+
+    provider: str | None = None
+    repository: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    pull_request: str | None = None
+    build: str | None = None
+    build_url: str | None = None  # http(s) only
+
+
 class Job(BaseModel):
     job_id: str
     status: Literal["running", "abandoned", "passed", "failed", "interrupted"]
@@ -63,7 +78,19 @@ class Job(BaseModel):
     workers: int
     collect_errors: list[CollectError]
     eta_seconds: float | None
+    shards: int | None = None  # the job's declared shard count (startTestRun's shards)
+    runs: int = 0  # runs (pytest processes, shards) heard of
+    runs_stopped: int = 0  # of them, those that sent stopTestRun
+    reopened: int = 0  # times a run started after the job had finished
     last_heard: float | None = None  # when the receiver last heard of the job
+    project: str | None = None
+    rootdir: str | None = None
+    ci: Ci = Ci()
+
+
+class Section(BaseModel):
+    name: str
+    text: str
 
 
 class JobTest(BaseModel):
@@ -84,6 +111,17 @@ class JobTest(BaseModel):
     reruns: int
     rerun_msgs: list[str]
     history_median: float | None
+    sections: list[Section] = []  # what pytest captured: "Captured stdout call"...
+    change: Change | None = None  # on a job page; null in live events
+
+
+class Changes(BaseModel):
+    """The job's tests that changed since ``previous_job_id`` (null: none to compare)."""
+
+    previous_job_id: str | None = None
+    new: int = 0
+    still_failing: int = 0
+    fixed: int = 0
 
 
 class JobList(BaseModel):
@@ -95,15 +133,21 @@ class JobList(BaseModel):
 
 class JobDetail(BaseModel):
     job: Job
-    tests: list[JobTest]  # one page, in run order: ?offset=&limit=&status=
-    tests_total: int = 0  # tests of the job (of ?status= when given)
+    tests: list[JobTest]  # one page, in run order: ?offset=&limit=&status=&change=
+    tests_total: int = 0  # tests of the job (of ?status= and ?change= when given)
     offset: int = 0
     limit: int = 0
+    changes: Changes = Changes()
 
 
 class HistoryResult(BaseModel):
     job_id: str
     env: str | None
+    project: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    build: str | None = None
+    custom_id: str | None = None
     status: TestStatus
     outcome: str | None
     msg: str | None
@@ -114,6 +158,8 @@ class HistoryResult(BaseModel):
 
 class History(BaseModel):
     nodeid: str
+    project: str | None = None  # the ?project= the results are of (all when null)
+    branch: str | None = None
     results: list[HistoryResult]
     flaky: bool
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,13 +18,15 @@ from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from . import api_schema
+from . import api_schema, junit
 from .config import ServeConfig
 from .guard import Guard
-from .ingest import MAX_SHORT_CHARS, clean_text, cut_text
+from .ingest import MAX_IDENTITY_CHARS, MAX_SHORT_CHARS, clean_text, cut_text
 from .jsonsafe import dumps_safe
+from .junit import StillRunning
 from .lifecycle import Lifecycle
 from .loader import Loader, LoaderFastPath
+from .notify import Listener
 from .sse import Hub
 from .store import MAX_TESTS_PAGE, TESTS_PAGE, Store
 
@@ -67,14 +71,21 @@ def create_app(
     the_store = store if store is not None else Store(config.db_url)
     hub = Hub()
     lifecycle = Lifecycle(the_store, hub, config)  # abandons silent jobs, deletes old ones
+    # On a shared PostgreSQL, the dashboards hear every receiver's writes (notify.py).
+    channel = the_store.channel
+    listener = Listener(the_store, hub, channel) if channel is not None else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         lifecycle.start()
+        if listener is not None:
+            listener.start(asyncio.get_running_loop())
         try:
             yield
         finally:
             await lifecycle.stop()
+            if listener is not None:
+                await run_in_threadpool(listener.stop)
             hub.close()
             if owned:
                 the_store.close()
@@ -91,6 +102,7 @@ def create_app(
     )
     app.state.store = the_store
     app.state.hub = hub
+    app.state.listener = listener
     app.state.config = config
 
     @app.exception_handler(RequestValidationError)
@@ -139,11 +151,42 @@ def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:
         env: str | None = None,
         limit: int = Query(50, ge=1, le=1000),
         offset: int = Query(0, ge=0, le=2**31),
+        project: str | None = Query(None, max_length=10_000),
+        branch: str | None = Query(None, max_length=10_000),
     ) -> Response:
         # Cut as ingest cuts it: a job filed under a very long env is found by it.
         env = cut_text(clean_text(env), MAX_SHORT_CHARS, newline=False) if env else env
-        page = await run_in_threadpool(store.jobs_page, status, env, limit, offset)
+        project, branch = _identity(project), _identity(branch)
+        page = await run_in_threadpool(
+            store.jobs_page, status, env, limit, offset, project, branch
+        )
         return JSONResponse(page)
+
+    # Before the job route, whose {job_id:path} would take ".../junit.xml" as an id.
+    @app.get(
+        "/api/jobs/{job_id:path}/junit.xml",
+        summary="A finished job as JUnit XML (its CI shards merged into one file)",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/xml": {}}},
+            404: {"model": api_schema.ErrorAnswer},
+            409: {"model": api_schema.ErrorAnswer, "description": "The job is still running"},
+        },
+    )
+    async def job_junit(job_id: str) -> Response:
+        try:
+            xml = await run_in_threadpool(_junit, store, clean_text(job_id))
+        except StillRunning:
+            return JSONResponse(
+                {"error": "the job is still running: its JUnit XML is there once it ends"},
+                status_code=409,
+            )
+        if xml is None:
+            return JSONResponse({"error": f"no job {job_id!r}"}, status_code=404)
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", job_id)[:80]
+        return Response(xml, media_type="application/xml", headers={
+            "Content-Disposition": f'attachment; filename="pytest-rt-{name}.xml"',
+        })
 
     @app.get(
         "/api/jobs/{job_id:path}",
@@ -156,8 +199,11 @@ def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:
         offset: int = Query(0, ge=0, le=2**31),
         limit: int = Query(TESTS_PAGE, ge=1, le=MAX_TESTS_PAGE),
         status: api_schema.TestStatus | None = None,
+        change: api_schema.Change | None = None,
     ) -> Response:
-        detail = await run_in_threadpool(store.job_detail, job_id, offset, limit, status)
+        detail = await run_in_threadpool(
+            store.job_detail, job_id, offset, limit, status, change
+        )
         if detail is None:
             return JSONResponse({"error": f"no job {job_id!r}"}, status_code=404)
         return JSONResponse(detail)
@@ -168,9 +214,15 @@ def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:
         summary="One test's results across jobs, newest first",
     )
     async def test_history(
-        nodeid: str = Query(..., max_length=100_000), limit: int = Query(50, ge=1, le=1000)
+        nodeid: str = Query(..., max_length=100_000),
+        limit: int = Query(50, ge=1, le=1000),
+        project: str | None = Query(None, max_length=10_000),
+        branch: str | None = Query(None, max_length=10_000),
     ) -> Response:
-        return JSONResponse(await run_in_threadpool(store.history, nodeid, limit))
+        project, branch = _identity(project), _identity(branch)
+        return JSONResponse(
+            await run_in_threadpool(store.history, nodeid, limit, project, branch)
+        )
 
     @app.get(
         "/api/events",
@@ -188,6 +240,18 @@ def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:
     @app.get("/healthz", response_model=api_schema.Health, summary="Liveness")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+
+def _identity(value: str | None) -> str | None:
+    """A project or branch filter, cut as ingest cuts it (so a long one is found)."""
+    if not value:
+        return None
+    return cut_text(clean_text(value), MAX_IDENTITY_CHARS, newline=False)
+
+
+def _junit(store: Store, job_id: str) -> bytes | None:
+    with store.engine.connect() as conn:
+        return junit.export(conn, job_id)
 
 
 def _page_routes(app: FastAPI, static_dir: Path) -> None:

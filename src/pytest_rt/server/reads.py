@@ -14,12 +14,23 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    true,
+)
 
 from . import schema
+from .ingest import CI_FIELDS
 from .jsonsafe import loads_stored as stored
 from .jsonsafe import unreadable_errors, unreadable_list, unreadable_object
-from .status import FINAL, count_tests, is_flaky, shown_status
+from .status import FINAL, FINISHED, count_tests, is_flaky, shown_status
 from .writer import CHUNK
 
 J, T, S = schema.jobs, schema.tests, schema.test_stats
@@ -28,18 +39,24 @@ DELETING = schema.RANKS["deleting"]
 
 
 def list_jobs(
-    conn: Connection, status: str | None, env: str | None, limit: int, offset: int
+    conn: Connection, status: str | None, env: str | None, limit: int, offset: int,
+    project: str | None = None, branch: str | None = None,
 ) -> tuple[list[RowMapping], int]:
     """Job rows: running ones first, then abandoned ones, then the rest; newest first.
 
     The order is the index rt_jobs_order (rank, sort_time DESC, job_id): the
-    first page reads 50 index entries whatever the number of jobs.
+    first page reads 50 index entries whatever the number of jobs. Filtered by
+    project, it is rt_jobs_project.
     """
     where = [J.c.rank < DELETING]
     if status:
         where += [J.c.status == status, J.c.rank == schema.rank(status)]
     if env is not None:
         where.append(J.c.env == env)
+    if project is not None:
+        where.append(J.c.project == project)
+    if branch is not None:
+        where.append(J.c.ci_branch == branch)
     cond = and_(*where)
     total = conn.scalar(select(func.count()).select_from(J).where(cond)) or 0
     rows = conn.execute(
@@ -233,7 +250,16 @@ def job_object(
         "workers": row["workers"] or 0,
         "collect_errors": stored(row["collect_errors"], unreadable_errors) or [],
         "eta_seconds": None if finished else eta,
+        # Shards: declared count (null: unknown), runs heard of and stopped, and how
+        # often a run started after the job had finished (it showed finished, then not).
+        "shards": row["shards"],
+        "runs": row["runs"] or 0,
+        "runs_stopped": row["runs_stopped"] or 0,
+        "reopened": row["reopened"] or 0,
         "last_heard": row["last_heard"],
+        "project": row["project"],
+        "rootdir": row["rootdir"],
+        "ci": {name: row[f"ci_{name}"] for name in CI_FIELDS},
     }
 
 
@@ -261,15 +287,147 @@ def test_object(
         "reruns": row["reruns"] or 0,
         "rerun_msgs": stored(row["rerun_msgs"], unreadable_list) or [],
         "history_median": median,
+        "sections": _sections(row["sections"]),
+        # Set by mark_changes for a job page; live events leave it null.
+        "change": None,
     }
 
 
-def test_history(conn: Connection, key: str, nodeid: str, limit: int) -> dict[str, Any]:
-    when = func.coalesce(T.c.stop_time, T.c.start_time, J.c.created)
+def _sections(text: str | None) -> list[dict[str, str]]:
+    """The stored sections, each with a string name and text whatever was stored."""
+    value = stored(text, unreadable_list) or []
+    return [
+        {"name": str(item.get("name") or ""), "text": str(item.get("text") or "")}
+        for item in value
+        if isinstance(item, dict)
+    ]
+
+
+# ---- what changed since the previous job of the same line ------------------------------
+
+CHANGES = ("new", "still_failing", "fixed")
+
+
+def _failing(t: Any) -> ColumnElement[bool]:
+    # As status.is_failure: a test that Ctrl-C interrupted is not a failure.
+    return and_(
+        t.c.status.in_(("failed", "error")),
+        or_(t.c.outcome.is_(None), t.c.outcome != "interrupted"),
+    )
+
+
+def previous_job(conn: Connection, row: Mapping[Any, Any]) -> str | None:
+    """The job before ``row`` in its line (same project and branch, else env and rootdir:
+    ingest.lineage) that had finished: the newest by start time, off rt_jobs_lineage."""
+    lineage, when = row["lineage"], row["sort_time"]
+    if lineage is None or when is None:
+        return None
+    earlier = or_(J.c.sort_time < when, and_(J.c.sort_time == when, J.c.job_id < row["job_id"]))
+    query = (
+        select(J.c.job_id)
+        .where(J.c.lineage == lineage, earlier, J.c.status.in_(FINISHED), J.c.rank < DELETING)
+        .order_by(J.c.sort_time.desc(), J.c.job_id.desc())
+        .limit(1)
+    )
+    return conn.scalar(query)
+
+
+def change_of(
+    status: str, outcome: str | None, before: tuple[str, str | None] | None
+) -> str | None:
+    """A test's change against its result in the previous job (``before``, None if absent)."""
+    failing = status in ("failed", "error") and outcome != "interrupted"
+    failed_before = (
+        before is not None and before[0] in ("failed", "error") and before[1] != "interrupted"
+    )
+    if failing:
+        return "still_failing" if failed_before else "new"
+    if status == "passed" and failed_before:
+        return "fixed"
+    return None
+
+
+def mark_changes(
+    conn: Connection, job_id: str, previous: str | None,
+    rows: Sequence[Mapping[Any, Any]], tests: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """Set each test's ``change`` (rows and tests side by side) and count the job's changes.
+
+    Reads the previous job's results of the shown tests only (its unique index), and
+    two counts over the failing tests of both jobs: never a scan of the history.
+    """
+    counts: dict[str, Any] = {"previous_job_id": previous, **dict.fromkeys(CHANGES, 0)}
+    if previous is None:
+        return counts
+    keys = [r["key"] for r in rows if r["status"] in ("failed", "error", "passed")]
+    before: dict[str, tuple[str, str | None]] = {}
+    for chunk in _chunks(keys):
+        query = select(T.c.key, T.c.status, T.c.outcome).where(
+            T.c.job_id == previous, T.c.key.in_(chunk)
+        )
+        before.update((key, (status, outcome)) for key, status, outcome in conn.execute(query))
+    for r, test in zip(rows, tests, strict=True):
+        test["change"] = change_of(r["status"], r["outcome"], before.get(r["key"]))
+    cur, prev = T.alias("cur"), T.alias("prev")
+    joined = and_(prev.c.job_id == previous, prev.c.key == cur.c.key, _failing(prev))
+    failing_now = conn.execute(
+        select(func.count(), func.count(prev.c.id))
+        .select_from(cur.outerjoin(prev, joined))
+        .where(cur.c.job_id == job_id, _failing(cur))
+    ).one()
+    counts["still_failing"] = failing_now[1]
+    counts["new"] = failing_now[0] - failing_now[1]
+    counts["fixed"] = conn.scalar(
+        select(func.count())
+        .select_from(prev.join(cur, and_(cur.c.job_id == job_id, cur.c.key == prev.c.key)))
+        .where(prev.c.job_id == previous, _failing(prev), cur.c.status == "passed")
+    ) or 0
+    return counts
+
+
+def changed_tests(
+    conn: Connection, job_id: str, previous: str | None, change: str,
+    offset: int, limit: int, status: str | None = None,
+) -> tuple[list[RowMapping], int]:
+    """A page (run order) of the job's tests marked ``change``, and how many there are."""
+    if previous is None or change not in CHANGES:
+        return [], 0
+    cur, prev = T.alias("cur"), T.alias("prev")
+    on = and_(prev.c.job_id == previous, prev.c.key == cur.c.key, _failing(prev))
+    if change == "fixed":
+        source, cond = cur.join(prev, on), cur.c.status == "passed"
+    elif change == "still_failing":
+        source, cond = cur.join(prev, on), _failing(cur)
+    else:
+        source, cond = cur.outerjoin(prev, on), and_(_failing(cur), prev.c.id.is_(None))
+    where = and_(cur.c.job_id == job_id, cond, cur.c.status == status if status else true())
+    total = conn.scalar(select(func.count()).select_from(source).where(where)) or 0
     rows = conn.execute(
-        select(T, J.c.env, J.c.status.label("job_status"))
+        select(*cur.c).select_from(source).where(where)
+        .order_by(cur.c.position, cur.c.id).limit(limit).offset(offset)
+    ).mappings().all()
+    return list(rows), total
+
+
+def test_history(
+    conn: Connection, key: str, nodeid: str, limit: int,
+    project: str | None = None, branch: str | None = None,
+) -> dict[str, Any]:
+    """A test's results, newest first: of one project (and branch) when given, so that
+    two projects' tests of the same node id are two histories, and so is their flakiness."""
+    when = func.coalesce(T.c.stop_time, T.c.start_time, J.c.created)
+    where = [T.c.key == key, J.c.rank < DELETING]
+    if project is not None:
+        where.append(J.c.project == project)
+    if branch is not None:
+        where.append(J.c.ci_branch == branch)
+    rows = conn.execute(
+        select(
+            T, J.c.env, J.c.status.label("job_status"), J.c.project, J.c.ci_branch,
+            J.c.ci_commit, J.c.ci_build, J.c.custom_id,
+        )
         .join(J, J.c.job_id == T.c.job_id)
-        .where(T.c.key == key)
+        .where(*where)
         .order_by(when.desc(), T.c.id.desc())
         .limit(limit)
     ).mappings()
@@ -280,12 +438,19 @@ def test_history(conn: Connection, key: str, nodeid: str, limit: int) -> dict[st
             {
                 "job_id": row["job_id"],
                 "env": row["env"],
+                "project": row["project"],
+                "branch": row["ci_branch"],
+                "commit": row["ci_commit"],
+                "build": row["ci_build"],
+                "custom_id": row["custom_id"],
                 **{k: obj[k] for k in ("status", "outcome", "msg")},
                 **{k: obj[k] for k in ("start_time", "stop_time", "duration")},
             }
         )
     return {
         "nodeid": nodeid,
+        "project": project,
+        "branch": branch,
         "results": results,
         "flaky": is_flaky([r["status"] for r in results]),
     }

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, delete, func, make_url, or_, select, update
 
-from . import reads, schema
+from . import notify, reads, schema
 from .ingest import Event, clean_text, nodeid_key
 from .schema import make_engine
 from .writer import JobCache, Statements, WriteResult, apply_events
@@ -37,6 +37,11 @@ class Store:
         self.url = url
         self._stmts = Statements(self.engine.dialect)
         self._jobs = JobCache()
+        # PostgreSQL may be shared by many receivers: the writer then locks job rows
+        # instead of trusting its cache, and changes reach every receiver's dashboards
+        # through NOTIFY (notify.py). SQLite is one receiver's, as its file is.
+        self.shared = self.engine.dialect.name == "postgresql"
+        self.channel = notify.channel_for(self.engine) if self.shared else None
         self._last_write = 0.0
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pytest-rt-writer")
         self._etas: dict[str, tuple[float, float | None]] = {}
@@ -57,9 +62,15 @@ class Store:
         # event ids from older ones by their ``received`` stamp.
         self._last_write = now = max(time.time(), self._last_write + 1e-6)
         with self.engine.begin() as conn:
-            result = apply_events(conn, self._stmts, events, now, self._jobs)
+            result = apply_events(conn, self._stmts, events, now, self._jobs, self.shared)
+            self._notify(conn, result.changes)
         self._jobs.update(result.statuses)  # committed: now the cache may say so
         return result
+
+    def _notify(self, conn: Connection, changes: Sequence[tuple[str, str, str | None]]) -> None:
+        """On a shared database, tell every receiver (this one too) at commit."""
+        if self.channel is not None and changes:
+            notify.send(conn, self.channel, changes)
 
     # -- the lifecycle's writes (writer thread only) --------------------------
 
@@ -87,11 +98,16 @@ class Store:
                 else:
                     silent.append(job_id)
             if silent:
-                conn.execute(
+                silent = list(conn.scalars(
                     update(j)
-                    .where(j.c.job_id.in_(silent), j.c.status == "running")
+                    # Checked again on the row as it is when the update gets it: another
+                    # receiver may have heard of the job since the select.
+                    .where(j.c.job_id.in_(silent), j.c.status == "running",
+                           or_(j.c.last_heard < cutoff, j.c.last_heard.is_(None)))
                     .values(status="abandoned", rank=schema.rank("abandoned"))
-                )
+                    .returning(j.c.job_id)
+                ))
+                self._notify(conn, [("job_finished", job_id, None) for job_id in silent])
         self._jobs.update(dict.fromkeys(silent, "abandoned"))
         return silent
 
@@ -124,6 +140,7 @@ class Store:
                     update(j).where(j.c.job_id.in_(found))
                     .values(status="deleting", rank=schema.rank("deleting"))
                 )
+                self._notify(conn, [("job_deleted", job_id, None) for job_id in found])
         self._jobs.update(dict.fromkeys(found, "deleting"))
         return found
 
@@ -153,17 +170,20 @@ class Store:
     # -- reads --------------------------------------------------------------
 
     def jobs_page(
-        self, status: str | None, env: str | None, limit: int, offset: int
+        self, status: str | None, env: str | None, limit: int, offset: int,
+        project: str | None = None, branch: str | None = None,
     ) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            rows, total = reads.list_jobs(conn, status, env, limit, offset)
+            rows, total = reads.list_jobs(conn, status, env, limit, offset, project, branch)
             jobs = self._job_objects(conn, rows, time.time())
         return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
 
     def job_detail(
-        self, job_id: str, offset: int = 0, limit: int = TESTS_PAGE, status: str | None = None
+        self, job_id: str, offset: int = 0, limit: int = TESTS_PAGE, status: str | None = None,
+        change: str | None = None,
     ) -> dict[str, Any] | None:
-        """A job and one page of its tests (run order), optionally of one shown status."""
+        """A job and one page of its tests (run order), optionally of one shown status
+        and of one change since the previous job (reads.mark_changes)."""
         job_id = clean_text(job_id)
         now = time.time()
         with self.engine.connect() as conn:
@@ -173,7 +193,16 @@ class Store:
             job = self._job_objects(conn, [row], now)[0]
             finished = row["status"] != "running"
             stored = _stored_status(status, finished)
-            if status is None:
+            previous = reads.previous_job(conn, row)
+            rows: list[RowMapping]
+            if change is not None:
+                if status is not None and stored is None:
+                    rows, total = [], 0
+                else:
+                    rows, total = reads.changed_tests(
+                        conn, job_id, previous, change, offset, limit, stored
+                    )
+            elif status is None:
                 rows = reads.test_rows(conn, job_id, offset=offset, limit=limit)
                 total = job["total"]
             elif stored is None:  # e.g. "aborted" while it runs: none can be
@@ -183,14 +212,20 @@ class Store:
                 total = reads.count_tests_with(conn, job_id, stored)
             medians = reads.history_medians(conn, [t["key"] for t in rows], job_id)
             tests = [reads.test_object(t, finished, medians.get(t["key"])) for t in rows]
+            changes = reads.mark_changes(conn, job_id, previous, rows, tests)
         return {
             "job": job, "tests": tests, "tests_total": total, "offset": offset, "limit": limit,
+            "changes": changes,
         }
 
-    def history(self, nodeid: str, limit: int) -> dict[str, Any]:
+    def history(
+        self, nodeid: str, limit: int, project: str | None = None, branch: str | None = None
+    ) -> dict[str, Any]:
         nodeid = clean_text(nodeid)
         with self.engine.connect() as conn:
-            return reads.test_history(conn, nodeid_key(nodeid), nodeid, limit)
+            return reads.test_history(
+                conn, nodeid_key(nodeid), nodeid, limit, project, branch
+            )
 
     def change_messages(
         self, changes: Sequence[tuple[str, str, str | None]]

@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="delete jobs that ended more than N days ago (default: keep everything)",
     )
+    parser.add_argument(
+        "--root-path",
+        default="",
+        metavar="PATH",
+        help="the path a reverse proxy serves the receiver under, e.g. /rt (the proxy strips "
+        "it before passing requests on); default: the root",
+    )
     return parser
 
 
@@ -136,6 +143,9 @@ def parse_config(argv: list[str]) -> ServeConfig:
     hosts = args.allowed_host
     if hosts is not None and not all(name.strip() for name in hosts):
         build_parser().error("--allowed-host needs a name (or '*' for any)")
+    root_path = args.root_path.strip().rstrip("/")
+    if root_path and (not root_path.startswith("/") or "//" in root_path):
+        build_parser().error("--root-path must be a path like /rt")
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     return ServeConfig(
         host=args.host,
@@ -151,6 +161,7 @@ def parse_config(argv: list[str]) -> ServeConfig:
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
         max_tests_per_run=args.max_tests_per_run,
+        root_path=root_path,
     )
 
 

@@ -43,6 +43,9 @@ class ServeConfig:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_tests_per_run: int = DEFAULT_MAX_TESTS_PER_RUN
+    # The path a reverse proxy serves the receiver under ("/rt"), without a trailing
+    # slash; "" at the root. The proxy strips it; the dashboard's URLs are relative.
+    root_path: str = ""
 
     def __repr__(self) -> str:
         # Never show the token, not even in a traceback or a debug print.
@@ -53,7 +56,7 @@ class ServeConfig:
             f"allowed_hosts={self.allowed_hosts!r}, max_inflight={self.max_inflight!r}, "
             f"head_timeout={self.head_timeout!r}, body_timeout={self.body_timeout!r}, "
             f"max_connections={self.max_connections!r}, "
-            f"max_tests_per_run={self.max_tests_per_run!r})"
+            f"max_tests_per_run={self.max_tests_per_run!r}, root_path={self.root_path!r})"
         )
 
     def host_names(self) -> frozenset[str] | None:

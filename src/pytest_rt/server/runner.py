@@ -68,6 +68,7 @@ def make_server(
         server_header=False,
         http=bounded_protocol(config.head_timeout, max_connections),
         backlog=backlog,
+        root_path=config.root_path,
     )
     server = ReceiverServer(uv_config, app.state.hub, announce)
     server.db_description = app.state.store.describe()

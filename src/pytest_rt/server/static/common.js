@@ -4,6 +4,11 @@
 // names) is untrusted: it reaches the DOM only through textContent and
 // createElement, never as HTML. URLs are built with encodeURIComponent.
 
+// The dashboard's root: "/", or "/rt/" when a proxy serves it under a path
+// (pytest-rt serve --root-path /rt). This module is <root>/static/common.js, so every
+// page and API URL is built from here, whatever page loaded it.
+export const BASE = new URL("../", import.meta.url).pathname;
+
 export const TEST_STATUSES = [
   "failed", "error", "passed", "skipped", "running", "not_started", "aborted",
 ];
@@ -70,11 +75,11 @@ export function setText(node, text) {
 }
 
 export function jobUrl(jobId) {
-  return "/jobs/" + encodeURIComponent(jobId);
+  return BASE + "jobs/" + encodeURIComponent(jobId);
 }
 
 export function testUrl(nodeid) {
-  return "/tests?nodeid=" + encodeURIComponent(nodeid);
+  return BASE + "tests?nodeid=" + encodeURIComponent(nodeid);
 }
 
 /** A status pill: "Passed", "Failed"... coloured by status. */

@@ -1,11 +1,11 @@
 // The job page: the job's header and every test, updated live from events.
 import {
-  TEST_STATUSES, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime,
+  BASE, TEST_STATUSES, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime,
   finishedCount, follow, getJSON, headline, isNewerJob, isNewerTest, isoTime, jobDuration, jobEta,
   label, nowSeconds, progressBar, safeToken, setChildren, setText, testUrl,
-} from "/static/common.js";
+} from "./common.js";
 
-const jobId = decodeURIComponent(location.pathname.replace(/^\/jobs\//, "").replace(/\/$/, ""));
+const jobId = decodeURIComponent(location.pathname.slice(BASE.length).replace(/^jobs\//, "").replace(/\/$/, ""));
 
 // Tests come in pages of the API (run order); a job of 100,000 tests shows the
 // first page and a button for the next, instead of one 30 MB answer.
@@ -344,7 +344,7 @@ function setJob(job, receivedAt) {
 
 function testsUrl(offset, extra = {}) {
   const params = new URLSearchParams({ offset, limit: PAGE, ...extra });
-  return `/api/jobs/${encodeURIComponent(jobId)}?${params}`;
+  return `${BASE}api/jobs/${encodeURIComponent(jobId)}?${params}`;
 }
 
 async function sync() {
@@ -412,7 +412,7 @@ async function deleteJob() {
   const job = state.job;
   const what = job ? `${jobTitle(job)} (${job.total || 0} tests)` : jobId;
   if (!confirm(`Delete ${what}, its tests and its event ids? This cannot be undone.`)) return;
-  const url = `/api/jobs/${encodeURIComponent(jobId)}`;
+  const url = `${BASE}api/jobs/${encodeURIComponent(jobId)}`;
   let response = await fetch(url, { method: "DELETE" });
   if (response.status === 401) {
     // The receiver has a token (--token): the same one POST /loader takes.
@@ -486,7 +486,7 @@ function setup() {
   }, 1000);
   refresh();
   sync();
-  follow(`/api/events?job=${encodeURIComponent(jobId)}`, { onEvent, onSync: sync, onState: setConnection });
+  follow(`${BASE}api/events?job=${encodeURIComponent(jobId)}`, { onEvent, onSync: sync, onState: setConnection });
 }
 
 setup();

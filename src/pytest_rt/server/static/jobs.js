@@ -1,9 +1,9 @@
 // The jobs page: every job, running first, each with a live progress bar.
 import {
-  JOB_RANK, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime, finishedCount,
+  BASE, JOB_RANK, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime, finishedCount,
   follow, getJSON, isNewerJob, isoTime, jobDuration, jobEta, jobUrl, progressBar, setChildren,
   setText,
-} from "/static/common.js";
+} from "./common.js";
 
 const LIMIT = 50;
 
@@ -135,7 +135,7 @@ async function sync() {
   const errorBox = document.getElementById("error");
   let data;
   try {
-    data = await getJSON(`/api/jobs?${params}`);
+    data = await getJSON(`${BASE}api/jobs?${params}`);
   } catch (error) {
     errorBox.hidden = false;
     setText(errorBox, `Could not load the jobs (${error.message}). Retrying when the server answers.`);
@@ -188,7 +188,7 @@ function writeFilters() {
   if (state.env) params.set("env", state.env);
   if (state.offset) params.set("offset", state.offset);
   const query = params.toString();
-  history.replaceState(null, "", query ? `/?${query}` : "/");
+  history.replaceState(null, "", query ? `${BASE}?${query}` : BASE);
 }
 
 function refilter() {
@@ -199,7 +199,7 @@ function refilter() {
 }
 
 function setup() {
-  setText(document.getElementById("command"), `pytest --rt --rt-url ${location.origin}/loader`);
+  setText(document.getElementById("command"), `pytest --rt --rt-url ${location.origin}${BASE}loader`);
   readFilters();
   const form = document.getElementById("filters");
   form.addEventListener("submit", (event) => event.preventDefault());
@@ -229,7 +229,7 @@ function setup() {
     for (const entry of state.jobs.values()) if (entry.job.status === "running") tickRow(entry);
   }, 1000);
   sync();
-  follow("/api/events", { onEvent, onSync: sync, onState: setConnection });
+  follow(`${BASE}api/events`, { onEvent, onSync: sync, onState: setConnection });
 }
 
 setup();

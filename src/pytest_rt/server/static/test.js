@@ -1,8 +1,8 @@
 // The test page: one test's results across jobs, and whether it is flaky.
 import {
-  badge, connectionIndicator, el, fmtDuration, fmtTime, follow, getJSON, headline, isoTime,
+  BASE, badge, connectionIndicator, el, fmtDuration, fmtTime, follow, getJSON, headline, isoTime,
   jobUrl, label, safeToken, setChildren, setText,
-} from "/static/common.js";
+} from "./common.js";
 
 const nodeid = new URLSearchParams(location.search).get("nodeid") || "";
 const setConnection = connectionIndicator();
@@ -75,7 +75,7 @@ async function sync() {
   const errorBox = document.getElementById("error");
   let data;
   try {
-    data = await getJSON(`/api/tests/history?nodeid=${encodeURIComponent(nodeid)}`);
+    data = await getJSON(`${BASE}api/tests/history?nodeid=${encodeURIComponent(nodeid)}`);
   } catch (error) {
     errorBox.hidden = false;
     setText(errorBox, `Could not load this test's history (${error.message}).`);
@@ -111,7 +111,7 @@ function setup() {
   document.title = `${nodeid.split("::").pop() || "Test"} · pytest-rt`;
   if (!nodeid) return;
   sync();
-  follow("/api/events", { onEvent, onSync: syncSoon, onState: setConnection });
+  follow(`${BASE}api/events`, { onEvent, onSync: syncSoon, onState: setConnection });
 }
 
 setup();

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 JOB_KEYS = {
     "job_id", "status", "env", "custom_id", "custom_data", "start_time", "stop_time",
     "duration", "total", "counts", "outcome_counts", "exitstatus", "xdist", "workers",
-    "collect_errors", "eta_seconds", "last_heard",
+    "collect_errors", "eta_seconds", "last_heard", "shards", "runs", "runs_stopped", "reopened",
 }
 TEST_KEYS = {
     "nodeid", "location", "uuid", "description", "file", "markers", "status", "outcome",

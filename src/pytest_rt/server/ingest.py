@@ -35,6 +35,7 @@ MAX_MSG_CHARS = 100_000  # msg, rerun_msgs, collection errors, descriptions
 MAX_NAME_CHARS = 10_000  # node ids, locations, files
 MAX_SHORT_CHARS = 1_000  # env, custom_id, uuid, worker, outcome, when, a marker
 MAX_LIST_ITEMS = 1_000  # markers, rerun_msgs, collect_errors
+MAX_SHARDS = 100_000  # startTestRun's shards
 # A job's identity (issue 9): names a person reads in a list, so a few hundred characters;
 # the project is indexed, and PostgreSQL refuses index rows over ~2.7 kB.
 MAX_IDENTITY_CHARS = 200  # project, rootdir, ci provider, branch, commit, pull request, build
@@ -110,6 +111,7 @@ class RunStart(NamedTuple):
     ci: Ci = Ci()
     # The job's line of runs: what "the previous job" of a job means (see :func:`lineage`).
     lineage: str | None = None
+    shards: int | None = None  # how many runs (CI shards) the job has, when declared
 
 
 class ItemStart(NamedTuple):
@@ -276,6 +278,7 @@ def _run_start(fields: _Fields, meta: Meta, max_tests: int) -> RunStart:
         rootdir=rootdir,
         ci=ci,
         lineage=lineage(project, ci.branch, env, rootdir),
+        shards=fields.opt_int("shards", 0, MAX_SHARDS) or None,  # 0: not declared
     )
 
 

@@ -120,6 +120,8 @@ class Lifecycle:
         return await loop.run_in_executor(self.store.writer, fn, *args)
 
     async def _publish(self, changes: list[tuple[str, str, str | None]]) -> None:
+        if self.store.shared:
+            return  # the store notified every receiver (notify.py)
         if not changes or not self.hub.wants(job_id for _, job_id, _ in changes):
             return
         deleted = [c for c in changes if c[0] == "job_deleted"]

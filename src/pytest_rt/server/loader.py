@@ -193,6 +193,8 @@ class Loader:
         """
         events = parse_body(body, self.max_tests)
         result = self.store.write(events)
+        if self.store.shared:
+            return result  # every receiver's dashboards hear it through NOTIFY (notify.py)
         if result.changes and self.hub.wants(job_id for _, job_id, _ in result.changes):
             try:
                 encoded = encode_changes(self.store.change_messages(result.changes))
@@ -213,7 +215,13 @@ class LoaderFastPath:
         self.loader = loader
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/loader" and scope["method"] == "POST":
+        # uvicorn's --root-path is part of the path (ASGI): "/rt/loader" behind a proxy.
+        if (
+            scope["type"] == "http"
+            and scope["path"].endswith("/loader")
+            and scope["path"] == scope.get("root_path", "") + "/loader"
+            and scope["method"] == "POST"
+        ):
             await self.loader(scope, receive, send)
         else:
             await self.app(scope, receive, send)

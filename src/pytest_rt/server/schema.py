@@ -65,6 +65,13 @@ jobs = Table(
     # lineage is ingest.lineage(), a digest naming the job's line of runs.
     *(Column(name, Text) for name in JOB_IDENTITY),
     Column("lineage", String(32)),
+    # Shards (issue 9): ``shards`` is the count startTestRun declared (--rt-shards), the
+    # job finishes once that many runs have stopped; ``runs``/``runs_stopped`` count the
+    # runs heard of; ``reopened``, how often a run started after the job had finished.
+    Column("shards", Integer),
+    Column("runs", Integer, nullable=False, default=0, server_default="0"),
+    Column("runs_stopped", Integer, nullable=False, default=0, server_default="0"),
+    Column("reopened", Integer, nullable=False, default=0, server_default="0"),
     # No index on env: PostgreSQL refuses index rows over ~2.7 kB, and env is free text.
     Index("rt_jobs_status", "status"),
 )
@@ -209,7 +216,9 @@ def migrate(conn: Connection) -> None:
 # Columns added after issue 8, by table: added empty to an older database (its jobs
 # have no identity, and no previous job to compare with).
 ADDED_COLUMNS = {
-    "rt_jobs": tuple(f"{name} TEXT" for name in JOB_IDENTITY) + ("lineage VARCHAR(32)",),
+    "rt_jobs": tuple(f"{name} TEXT" for name in JOB_IDENTITY) + ("lineage VARCHAR(32)",)
+    + ("shards INTEGER",)
+    + tuple(f"{name} INTEGER NOT NULL DEFAULT 0" for name in ("runs", "runs_stopped", "reopened")),
     "rt_tests": ("sections TEXT",),
 }
 

@@ -60,6 +60,12 @@ class Hub:
                 except asyncio.QueueFull:
                     self._drop(sub)
 
+    def reset(self) -> None:
+        """End every stream but take new ones: changes may have been missed (the LISTEN
+        connection was lost), and a reconnecting dashboard reloads what it shows."""
+        for sub in list(self._subscribers):
+            self._drop(sub)
+
     def close(self) -> None:
         """End every stream (server shutdown)."""
         self.closed = True

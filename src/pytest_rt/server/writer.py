@@ -20,12 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Insert, case, func, select, update
+from sqlalchemy import Connection, Dialect, Insert, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import schema
 from .ingest import Event, Heartbeat, ItemStart, ItemStop, RunStart, RunStop
-from .status import job_status
+from .status import FINISHED, job_status
 
 CHUNK = 500  # bound on bound parameters per IN (...)
 # A job's last_heard is written at most this often (seconds): a write per POST
@@ -205,19 +205,36 @@ class Statements:
 
 
 def apply_events(
-    conn: Connection, stmts: Statements, events: Sequence[Event], now: float, cache: JobCache
+    conn: Connection,
+    stmts: Statements,
+    events: Sequence[Event],
+    now: float,
+    cache: JobCache,
+    shared: bool = False,
 ) -> WriteResult:
     """Store ``events`` (already validated) and say what changed.
 
     ``cache`` is only read: the caller updates it with ``result.statuses``
-    after the transaction commits.
+    after the transaction commits. ``shared``: other receivers write to the same
+    database (PostgreSQL). Then no job status is taken from the cache: the rows of
+    the jobs the events touch are locked first (``SELECT ... FOR UPDATE``, in job id
+    order, so two writes never wait on each other in a cycle), and every write of a
+    job, whichever receiver takes it, runs after the ones before it have committed,
+    reading what they wrote. Without the lock, two receivers each taking one shard's
+    ``stopTestRun`` of a job read the other's run as still open, and the job stayed
+    running forever.
     """
     result = WriteResult()
-    fresh = _drop_seen(conn, stmts, events, now, result)
+    if shared:
+        locked = _lock_jobs(conn, {e.meta.job_id for e in events})
+        fresh = _drop_seen_returning(conn, stmts, events, now, result)
+    else:
+        fresh = _drop_seen(conn, stmts, events, now, result)
     if not fresh:
         return result
     job_ids = list(dict.fromkeys(e.meta.job_id for e in fresh))
-    result.statuses = {j: cache.statuses[j] for j in job_ids if j in cache.statuses}
+    known = locked if shared else cache.statuses
+    result.statuses = {j: known[j] for j in job_ids if j in known}
     unknown = [j for j in job_ids if j not in result.statuses]
     if unknown:
         # A heartbeat alone does not create a job: it may outlive a deleted one.
@@ -230,16 +247,14 @@ def apply_events(
                     {"job_id": job_id, "status": "running", "created": now,
                      "interrupted": False, "xdist": False, "workers": 0,
                      "last_heard": now, "rank": 0, "sort_time": now}
-                    for job_id in new
+                    for job_id in sorted(new)  # one order: concurrent inserts never cycle
                 ],
             )
         j = schema.jobs
-        result.statuses.update(
-            (job_id, status)
-            for job_id, status in conn.execute(
-                select(j.c.job_id, j.c.status).where(j.c.job_id.in_(unknown))
-            )
-        )
+        found = select(j.c.job_id, j.c.status).where(j.c.job_id.in_(unknown))
+        if shared:  # made just now, here or by another receiver: lock it as the others
+            found = found.order_by(j.c.job_id).with_for_update()
+        result.statuses.update((job_id, status) for job_id, status in conn.execute(found))
         job_ids = [job_id for job_id in job_ids if job_id in result.statuses]
     _hear(conn, job_ids, now, cache, result)
     run_starts = [e for e in fresh if isinstance(e, RunStart)]
@@ -306,6 +321,56 @@ def _drop_seen(
     return fresh
 
 
+def _lock_jobs(conn: Connection, job_ids: set[str]) -> dict[str, str]:
+    """Lock the rows of the jobs that exist among ``job_ids``; their stored statuses."""
+    j = schema.jobs
+    locked: dict[str, str] = {}
+    ordered = sorted(job_ids)
+    for i in range(0, len(ordered), CHUNK):
+        locked.update(
+            (job_id, status)
+            for job_id, status in conn.execute(
+                select(j.c.job_id, j.c.status)
+                .where(j.c.job_id.in_(ordered[i : i + CHUNK]))
+                .order_by(j.c.job_id)
+                .with_for_update()
+            )
+        )
+    return locked
+
+
+def _drop_seen_returning(
+    conn: Connection, stmts: Statements, events: Sequence[Event], now: float, result: WriteResult
+) -> list[Event]:
+    """:func:`_drop_seen` for a shared database: the insert names the ids it stored
+    (``RETURNING``), so no ``received`` stamp has to be unique across receivers."""
+    rows: dict[str, dict[str, Any]] = {}
+    for e in events:
+        event_id = e.meta.event_id
+        if event_id is not None and event_id not in rows and not isinstance(e, Heartbeat):
+            rows[event_id] = {"event_id": event_id, "job_id": e.meta.job_id, "received": now}
+    stored: set[str] = set()
+    ordered = sorted(rows.values(), key=lambda row: (row["job_id"], row["event_id"]))
+    for i in range(0, len(ordered), CHUNK):
+        stored.update(
+            conn.scalars(stmts.seen.values(ordered[i : i + CHUNK]).returning(
+                schema.seen.c.event_id
+            ))
+        )
+    fresh: list[Event] = []
+    for e in events:
+        event_id = e.meta.event_id
+        if isinstance(e, Heartbeat) or event_id is None:
+            fresh.append(e)
+        elif event_id in stored:
+            stored.discard(event_id)  # the first of the batch with this id
+            fresh.append(e)
+        else:
+            result.duplicates += 1  # stored before, or earlier in this batch
+    result.accepted = len(fresh)
+    return fresh
+
+
 def _apply_run_starts(
     conn: Connection, stmts: Statements, events: list[RunStart], result: WriteResult
 ) -> None:
@@ -320,6 +385,16 @@ def _apply_run_starts(
                 **_identity(e),
             )
         )
+        if e.shards is not None:
+            # The largest count any shard declares: the job is finished once that many
+            # runs have stopped.
+            j = schema.jobs
+            conn.execute(
+                update(j)
+                .where(j.c.job_id == e.meta.job_id,
+                       or_(j.c.shards.is_(None), j.c.shards < e.shards))
+                .values(shards=e.shards)
+            )
         conn.execute(stmts.run, [_merged_errors(conn, _run_start_row(e))])
         if e.tests:
             conn.execute(stmts.declare, [
@@ -427,7 +502,12 @@ def _hear(
             cache.heard[job_id] = (written[0], now)
     if stale:
         j = schema.jobs
-        conn.execute(update(j).where(j.c.job_id.in_(stale)).values(last_heard=now))
+        conn.execute(
+            update(j)
+            # Never back in time: another receiver may have written a later one.
+            .where(j.c.job_id.in_(stale), or_(j.c.last_heard.is_(None), j.c.last_heard < now))
+            .values(last_heard=now)
+        )
 
 
 def _refresh_jobs(
@@ -440,19 +520,28 @@ def _refresh_jobs(
         if (job_id not in touched_runs and before == "running") or before == "deleting":
             continue  # a job being deleted stays so: what arrives now goes with it
         values = _job_values(conn, job_id)
+        reopened = before in FINISHED and values["status"] == "running"
+        if reopened:
+            # A run started after the job had finished (a late shard, without --rt-shards,
+            # or beyond their number): it runs again, and says so.
+            values["reopened"] = j.c.reopened + 1
         conn.execute(update(j).where(j.c.job_id == job_id).values(**values))
         result.statuses[job_id] = values["status"]
         if values["status"] != "running" and values["status"] != before:
             result.changes.append(("job_finished", job_id, None))
-        elif values["status"] == "running" and before == "abandoned":
+        elif values["status"] == "running" and (before == "abandoned" or reopened):
             # A late event revives it: the page reloads its tests (no longer aborted).
             result.changes.append(("job_started", job_id, None))
 
 
 def _job_values(conn: Connection, job_id: str) -> dict[str, Any]:
-    r, t = schema.runs, schema.tests
+    r, t, j = schema.runs, schema.tests, schema.jobs
     rows = conn.execute(select(r).where(r.c.job_id == job_id)).mappings().all()
-    finished = bool(rows) and all(row["stopped"] for row in rows)
+    shards = conn.scalar(select(j.c.shards).where(j.c.job_id == job_id))
+    stopped = sum(1 for row in rows if row["stopped"])
+    # Every run heard of has stopped, and as many as the job's shards (when declared):
+    # a shard that has not started yet keeps the job running.
+    finished = bool(rows) and stopped == len(rows) and (shards is None or stopped >= shards)
     errors: list[Any] = []
     for row in rows:
         errors.extend(json.loads(row["collect_errors"] or "[]"))
@@ -479,6 +568,8 @@ def _job_values(conn: Connection, job_id: str) -> dict[str, Any]:
         "workers": sum(row["workers"] or 0 for row in rows),
         "collect_errors": json.dumps(errors) if errors else None,
         "sort_time": func.coalesce(min(starts) if starts else None, schema.jobs.c.created),
+        "runs": len(rows),
+        "runs_stopped": stopped,
     }
 
 

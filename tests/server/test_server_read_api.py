@@ -20,11 +20,12 @@ JOB_KEYS = {
     "job_id", "status", "env", "custom_id", "custom_data", "start_time", "stop_time",
     "duration", "total", "counts", "outcome_counts", "exitstatus", "xdist", "workers",
     "collect_errors", "eta_seconds", "last_heard", "shards", "runs", "runs_stopped", "reopened",
+    "project", "rootdir", "ci",
 }
 TEST_KEYS = {
     "nodeid", "location", "uuid", "description", "file", "markers", "status", "outcome",
     "msg", "start_time", "stop_time", "duration", "worker", "reruns", "rerun_msgs",
-    "history_median",
+    "history_median", "sections", "change",
 }
 COUNT_KEYS = {"passed", "failed", "error", "skipped", "running", "not_started", "aborted"}
 
@@ -73,7 +74,7 @@ async def test_the_jobs_list_has_the_documented_shape(client: httpx.AsyncClient)
     assert set(job["counts"]) == COUNT_KEYS
     assert job["counts"]["passed"] == 1 and job["counts"]["failed"] == 1
     detail = await get(client, f"/api/jobs/{run.job_id}")
-    assert set(detail) == {"job", "tests", "tests_total", "offset", "limit"}
+    assert set(detail) == {"job", "tests", "tests_total", "offset", "limit", "changes"}
     assert all(set(test) >= TEST_KEYS for test in detail["tests"])
 
 
@@ -224,6 +225,7 @@ async def test_history_lists_a_tests_results_newest_first(client: httpx.AsyncCli
     assert [r["job_id"] for r in history["results"]] == [second.job_id, first.job_id]
     assert set(history["results"][0]) == {
         "job_id", "env", "status", "outcome", "msg", "start_time", "stop_time", "duration",
+        "project", "branch", "commit", "build", "custom_id",
     }
     assert history["results"][1]["env"] == "DEV"
     assert history["results"][0]["status"] == "failed"

@@ -216,6 +216,8 @@ class RunStream:
         workers: int = 0,
         descriptions: dict[str, str] | None = None,
         collect_errors: list[dict[str, str]] | None = None,
+        project: str | None = None,
+        ci: dict[str, Any] | None = None,
     ) -> RunStream:
         self.total = len(nodeids)
         self.collect_errors = collect_errors or []
@@ -241,6 +243,8 @@ class RunStream:
             xdist=workers > 0,
             workers=workers,
             rootdir="shop",
+            project=project,
+            ci=ci,
             pytest_version="9.0",
             plugin_version="0.1.0",
         )
@@ -259,6 +263,7 @@ class RunStream:
         msg: str = "",
         worker: str | None = None,
         rerun_msgs: tuple[str, ...] = (),
+        sections: list[dict[str, str]] | None = None,
     ) -> None:
         self.clock += duration
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -275,6 +280,7 @@ class RunStream:
             worker=worker,
             reruns=len(rerun_msgs),
             rerun_msgs=list(rerun_msgs),
+            sections=sections or [],
         )
 
     def run(

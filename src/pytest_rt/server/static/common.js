@@ -78,8 +78,69 @@ export function jobUrl(jobId) {
   return BASE + "jobs/" + encodeURIComponent(jobId);
 }
 
-export function testUrl(nodeid) {
-  return BASE + "tests?nodeid=" + encodeURIComponent(nodeid);
+/** A test's history page; of one project (and branch) when given, as history is kept. */
+export function testUrl(nodeid, { project = null, branch = null } = {}) {
+  const params = new URLSearchParams({ nodeid });
+  if (project) params.set("project", project);
+  if (branch) params.set("branch", branch);
+  return BASE + "tests?" + params;
+}
+
+/**
+ * A job's title, the one every page shows: its custom id when given, else
+ * "project · branch · #build" (the parts known), else "Job 1a2b3c4d".
+ */
+export function jobTitle(job) {
+  if (job.custom_id) return String(job.custom_id);
+  const ci = job.ci || {};
+  const parts = [job.project, ci.branch, ci.build ? `#${ci.build}` : null].filter(Boolean);
+  return parts.length ? parts.join(" · ") : `Job ${String(job.job_id).slice(0, 8)}`;
+}
+
+/**
+ * `url` when it is an absolute http(s) URL, else null. A build URL comes from the
+ * client that posted the run: anything else (javascript:, data:...) is never a link.
+ */
+export function safeHttpUrl(url) {
+  if (typeof url !== "string" || !url) return null;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Where a job comes from, as small labelled parts: project, branch, short commit
+ * (linked to the CI build when its URL is known), pull request, custom id.
+ */
+export function identityParts(job, { withCustomId = true } = {}) {
+  const ci = job.ci || {};
+  const parts = [];
+  if (job.project) parts.push(el("span", { className: "tag id-project", title: "project" }, job.project));
+  if (ci.branch) parts.push(el("span", { className: "id-branch", title: "branch" }, ci.branch));
+  const link = safeHttpUrl(ci.build_url);
+  if (ci.commit) {
+    const short = String(ci.commit).slice(0, 8);
+    const title = `commit ${ci.commit}${link ? " · open the CI build" : ""}`;
+    parts.push(link
+      ? el("a", { className: "id-commit mono", href: link, title, rel: "noopener noreferrer", target: "_blank" }, short)
+      : el("span", { className: "id-commit mono", title }, short));
+  } else if (link) {
+    parts.push(el("a", { className: "id-commit", href: link, rel: "noopener noreferrer", target: "_blank" },
+      ci.build ? `build #${ci.build}` : "CI build"));
+  }
+  if (ci.pull_request) parts.push(el("span", { className: "id-pr", title: "pull request" }, `PR ${ci.pull_request}`));
+  if (withCustomId && job.custom_id) {
+    parts.push(el("span", { className: "id-custom", title: "custom id (--rt-custom-id)" }, job.custom_id));
+  }
+  return parts;
+}
+
+/** A "Loading…" line with a spinner, for a part of a page waiting for its first answer. */
+export function loadingIndicator(text = "Loading…") {
+  return el("div", { className: "loading", role: "status" }, el("span", { className: "spinner", "aria-hidden": "true" }), text);
 }
 
 /** A status pill: "Passed", "Failed"... coloured by status. */
@@ -281,7 +342,14 @@ export function progressBar() {
   return bar;
 }
 
-/** Small coloured count chips: "6 passed", "2 failed"... (zeros left out). */
+// pytest's outcomes that the seed's statuses hold: an xfail is a skip, an xpass a pass.
+const INSIDE = { skipped: "xfailed", passed: "xpassed" };
+
+/**
+ * Small coloured count chips: "6 passed", "2 failed", "4 skipped (1 xfailed)"... (zeros
+ * left out). One set of counts that adds up to the job's total: xfailed and xpassed
+ * are shown inside the status that holds them, never beside it.
+ */
 export function countChips(job) {
   const counts = job.counts || {};
   const outcomes = job.outcome_counts || {};
@@ -289,12 +357,11 @@ export function countChips(job) {
   for (const status of ["passed", "failed", "error", "skipped", "running", "aborted", "not_started"]) {
     const n = counts[status] || 0;
     if (!n) continue;
-    chips.push(el("span", { className: `chip chip-${status}`, title: label(status) },
-      el("strong", { text: n }), ` ${label(status).toLowerCase()}`));
-  }
-  for (const outcome of ["xfailed", "xpassed"]) {
-    const n = outcomes[outcome] || 0;
-    if (n) chips.push(el("span", { className: "chip chip-muted", title: outcome }, el("strong", { text: n }), ` ${outcome}`));
+    const inner = INSIDE[status];
+    const sub = inner && outcomes[inner] ? ` (${outcomes[inner]} ${inner})` : "";
+    chips.push(el("span", { className: `chip chip-${status}`, title: label(status), "data-status": status },
+      el("strong", { text: n }), ` ${label(status).toLowerCase()}`,
+      sub ? el("span", { className: "chip-sub" }, sub) : null));
   }
   return chips;
 }

@@ -1,8 +1,9 @@
 // The job page: the job's header and every test, updated live from events.
 import {
   BASE, TEST_STATUSES, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime,
-  finishedCount, follow, getJSON, headline, isNewerJob, isNewerTest, isoTime, jobDuration, jobEta,
-  label, nowSeconds, progressBar, safeToken, setChildren, setText, testUrl,
+  finishedCount, follow, getJSON, headline, identityParts, isNewerJob, isNewerTest, isoTime,
+  jobDuration, jobEta, jobTitle, jobUrl, label, nowSeconds, progressBar, safeToken, setChildren,
+  setText, testUrl,
 } from "./common.js";
 
 const jobId = decodeURIComponent(location.pathname.slice(BASE.length).replace(/^jobs\//, "").replace(/\/$/, ""));
@@ -19,7 +20,18 @@ const state = {
   testsTotal: 0,
   deleted: false,
   filter: "all",
+  change: "", // "", or a change since the previous job: new, still_failing, fixed
+  changes: { previous_job_id: null, new: 0, still_failing: 0, fixed: 0 },
   query: "",
+};
+
+// What changed since the previous finished job of the same project and branch.
+const CHANGES = ["new", "still_failing", "fixed"];
+const CHANGE_LABELS = { new: "New", still_failing: "Still failing", fixed: "Fixed" };
+const CHANGE_TITLES = {
+  new: "Fails here, and passed or did not run in the previous job",
+  still_failing: "Failed in the previous job too",
+  fixed: "Passes here, and failed in the previous job",
 };
 
 const body = document.getElementById("tests-body");
@@ -28,10 +40,6 @@ document.getElementById("job-progress").append(bar);
 const setConnection = connectionIndicator();
 
 // ---- header -------------------------------------------------------------
-
-function jobTitle(job) {
-  return job.custom_id || `Job ${String(job.job_id).slice(0, 8)}`;
-}
 
 function fact(name, value, extra = {}) {
   return [el("dt", {}, name), el("dd", extra, value)];
@@ -42,7 +50,12 @@ function renderHead() {
   document.getElementById("job-head").hidden = false;
   document.getElementById("job-body").hidden = false;
   document.getElementById("waiting").hidden = true;
+  document.getElementById("loading").hidden = true;
   setText(document.getElementById("job-title"), jobTitle(job));
+  setChildren(document.getElementById("job-identity"), identityParts(job, { withCustomId: false }));
+  const junit = document.getElementById("junit");
+  junit.hidden = job.status === "running";
+  junit.href = `${BASE}api/jobs/${encodeURIComponent(jobId)}/junit.xml`;
   setText(document.getElementById("job-id"), `job ${job.job_id}`);
   setText(document.getElementById("crumb"), jobTitle(job));
   setChildren(document.getElementById("job-status"), badge(job.status, "badge-large"));
@@ -60,6 +73,12 @@ function renderHead() {
     facts.push(fact("Exit status", String(job.exitstatus)));
   }
   if (job.xdist) facts.push(fact("Workers", String(job.workers)));
+  if (job.custom_id) facts.push(fact("Custom id", job.custom_id));
+  const previous = state.changes.previous_job_id;
+  if (previous) {
+    facts.push(fact("Compared with", el("a", { href: jobUrl(previous), className: "mono", title: previous },
+      String(previous).slice(0, 8))));
+  }
   setChildren(document.getElementById("facts"), facts);
   bar.update(job);
   setText(document.getElementById("job-tally"), `${finishedCount(job)} / ${job.total || 0} finished`);
@@ -132,18 +151,51 @@ function makeRow(nodeid) {
   return row;
 }
 
+/**
+ * What pytest captured (stdout, stderr, log, per phase) as tabs, one per section,
+ * titled as pytest titles them ("Captured stdout call"); the text is text, never HTML.
+ */
+function sectionTabs(entry) {
+  const sections = entry.test.sections || [];
+  if (!sections.length) return null;
+  const selected = Math.min(entry.tab || 0, sections.length - 1);
+  const panel = el("pre", { className: "section-body", role: "tabpanel" }, sections[selected].text);
+  const tabs = sections.map((section, i) => {
+    const tab = el("button", {
+      type: "button", className: "section-tab", role: "tab",
+      "aria-selected": String(i === selected), "data-section": i,
+    }, section.name || `Section ${i + 1}`);
+    tab.addEventListener("click", () => {
+      entry.tab = i;
+      for (const other of tabs) other.setAttribute("aria-selected", String(other === tab));
+      setText(panel, section.text);
+    });
+    return tab;
+  });
+  return el("div", { className: "sections" }, el("div", { className: "section-tabs", role: "tablist" }, tabs), panel);
+}
+
 function messageBlock(entry) {
   const { test } = entry;
   const parts = [];
-  if (test.msg && ["failed", "error", "aborted"].includes(test.status)) {
+  const failure = ["failed", "error", "aborted"].includes(test.status);
+  if (failure && (test.msg || (test.sections || []).length)) {
     const details = el("details", { className: "msg", open: entry.open },
-      el("summary", {}, el("span", { className: "msg-head" }, headline(test.msg))),
-      el("pre", { className: "msg-body" }, test.msg));
+      el("summary", {}, el("span", { className: "msg-head" }, headline(test.msg) || "Captured output")),
+      test.msg ? el("pre", { className: "msg-body" }, test.msg) : null,
+      sectionTabs(entry));
     details.addEventListener("toggle", () => { entry.open = details.open; });
     parts.push(details);
-  } else if (test.msg) {
-    const what = test.outcome === "xfailed" ? "Expected failure" : label(test.status);
-    parts.push(el("div", { className: "reason" }, `${what}: ${headline(test.msg)}`));
+  } else {
+    if (test.msg) {
+      const what = test.outcome === "xfailed" ? "Expected failure" : label(test.status);
+      parts.push(el("div", { className: "reason" }, `${what}: ${headline(test.msg)}`));
+    }
+    const tabs = sectionTabs(entry); // --rt-capture all: every test's output
+    if (tabs) {
+      parts.push(el("details", { className: "msg msg-captured" },
+        el("summary", {}, `Captured output (${test.sections.length})`), tabs));
+    }
   }
   const reruns = test.rerun_msgs || [];
   if (reruns.length) {
@@ -158,20 +210,26 @@ function messageBlock(entry) {
 function fillRow(entry) {
   const { test, row } = entry;
   const signature = JSON.stringify([test.status, test.outcome, test.msg, test.duration,
-    test.worker, test.reruns, test.history_median, test.description, (test.rerun_msgs || []).length]);
+    test.worker, test.reruns, test.history_median, test.description, (test.rerun_msgs || []).length,
+    test.change, (test.sections || []).length]);
   if (signature === entry.signature) return;
   entry.signature = signature;
   row.tr.dataset.status = safeToken(test.status);
   const outcome = test.outcome && test.outcome !== test.status && test.outcome !== "error"
     ? el("span", { className: `outcome outcome-${safeToken(test.outcome)}` }, label(test.outcome))
     : null;
-  setChildren(row.status, badge(test.status), outcome);
+  row.tr.dataset.change = test.change || "";
+  const change = test.change
+    ? el("span", { className: `change change-${safeToken(test.change)}`, title: CHANGE_TITLES[test.change] || "" },
+      (CHANGE_LABELS[test.change] || test.change).toLowerCase())
+    : null;
+  setChildren(row.status, badge(test.status), outcome, change);
   const reruns = test.reruns
     ? el("span", { className: "rerun-tag", title: "Attempts re-run by pytest-rerunfailures" },
       `${test.reruns} ${test.reruns === 1 ? "rerun" : "reruns"}`)
     : null;
   setChildren(row.name,
-    el("a", { className: "test-name", href: testUrl(test.nodeid), title: test.nodeid }, nameParts(test.nodeid)),
+    el("a", { className: "test-name", href: historyUrl(test.nodeid), title: test.nodeid }, nameParts(test.nodeid)),
     reruns,
     test.description ? el("div", { className: "test-desc" }, test.description.split("\n")[0]) : null,
     messageBlock(entry));
@@ -208,8 +266,12 @@ function upsertTest(test, { live = false } = {}) {
   if (entry && !isNewerTest(entry.test, test)) return;
   // A live change of a test on a page not fetched yet: it shows when its page does.
   if (!entry && live && state.loaded < state.testsTotal) return;
+  // Live events do not say what changed (the job page's read does): keep the mark.
+  if (entry && test.change == null && entry.test.change && test.status === entry.test.status) {
+    test.change = entry.test.change;
+  }
   if (!entry) {
-    entry = { test, row: makeRow(test.nodeid), open: false, signature: "" };
+    entry = { test, row: makeRow(test.nodeid), open: false, signature: "", tab: 0 };
     state.tests.set(test.nodeid, entry);
     body.append(entry.row.tr);
   }
@@ -239,8 +301,46 @@ function buildFilterButtons() {
   }
 }
 
+/** The history of a test of this job: of the job's project, as history is kept per project. */
+function historyUrl(nodeid) {
+  return testUrl(nodeid, { project: state.job ? state.job.project : null });
+}
+
+const changeButtons = new Map();
+
+function buildChangeButtons() {
+  const group = document.getElementById("change-buttons");
+  for (const change of CHANGES) {
+    const count = el("span", { className: "count" }, "0");
+    const button = el("button", {
+      type: "button", className: `seg-btn change-btn change-btn-${change}`, "data-change": change,
+      title: CHANGE_TITLES[change],
+    }, CHANGE_LABELS[change], count);
+    button.addEventListener("click", () => {
+      state.change = state.change === change ? "" : change;
+      writeUrl();
+      refresh();
+      if (state.change) fetchChange(state.change);
+    });
+    changeButtons.set(change, { button, count });
+    group.append(button);
+  }
+}
+
+function renderChangeButtons() {
+  const group = document.getElementById("change-buttons");
+  group.hidden = !state.changes.previous_job_id;
+  for (const [change, { button, count }] of changeButtons) {
+    const n = state.changes[change] || 0;
+    setText(count, String(n));
+    button.setAttribute("aria-pressed", String(state.change === change));
+    button.classList.toggle("is-empty", n === 0);
+  }
+}
+
 function matches(test) {
   if (state.filter !== "all" && test.status !== state.filter) return false;
+  if (state.change && test.change !== state.change) return false;
   if (!state.query) return true;
   const q = state.query.toLowerCase();
   return test.nodeid.toLowerCase().includes(q)
@@ -285,7 +385,7 @@ function renderSlowest() {
     const leaf = test.nodeid.includes("::") ? test.nodeid.slice(test.nodeid.indexOf("::") + 2) : test.nodeid;
     return el("li", {},
       el("div", { className: "slow-line" },
-        el("a", { href: testUrl(test.nodeid), title: test.nodeid, className: "slow-name" }, leaf),
+        el("a", { href: historyUrl(test.nodeid), title: test.nodeid, className: "slow-name" }, leaf),
         el("span", { className: "slow-time num" }, fmtDuration(test.duration))),
       el("div", { className: "slow-bar" }, fill));
   }));
@@ -294,6 +394,7 @@ function renderSlowest() {
 
 const refresh = batched(() => {
   applyFilter();
+  renderChangeButtons();
   renderSlowest();
   updateExpandButton();
 });
@@ -321,6 +422,8 @@ function readUrl() {
   const params = new URLSearchParams(location.search);
   const status = params.get("status");
   state.filter = status && ["all", ...TEST_STATUSES].includes(status) ? status : "all";
+  const change = params.get("change");
+  state.change = CHANGES.includes(change) ? change : "";
   state.query = params.get("q") || "";
   document.getElementById("search").value = state.query;
 }
@@ -328,6 +431,7 @@ function readUrl() {
 function writeUrl() {
   const params = new URLSearchParams();
   if (state.filter !== "all") params.set("status", state.filter);
+  if (state.change) params.set("change", state.change);
   if (state.query) params.set("q", state.query);
   const query = params.toString();
   history.replaceState(null, "", location.pathname + (query ? `?${query}` : ""));
@@ -356,7 +460,10 @@ async function sync() {
   try {
     for (let offset = 0; offset < want; offset += PAGE) {
       data = await getJSON(testsUrl(offset));
-      if (offset === 0) setJob(data.job, nowSeconds());
+      if (offset === 0) {
+        if (data.changes) state.changes = data.changes;
+        setJob(data.job, nowSeconds());
+      }
       state.testsTotal = data.tests_total ?? (data.tests || []).length;
       for (const test of data.tests || []) {
         upsertTest(test);
@@ -365,6 +472,7 @@ async function sync() {
       if ((data.tests || []).length < PAGE) break;
     }
   } catch (error) {
+    document.getElementById("loading").hidden = true;
     if (error.status === 404) {
       errorBox.hidden = true;
       document.getElementById("waiting").hidden = state.job !== null || state.deleted;
@@ -392,6 +500,24 @@ async function loadMore() {
   state.loaded += (data.tests || []).length;
   updateMore();
   refresh();
+}
+
+/** With a change filter on a job not all loaded: its tests of that change, from the server. */
+async function fetchChange(change) {
+  if (state.loaded >= state.testsTotal) return;
+  const data = await getJSON(testsUrl(0, { change }));
+  for (const test of data.tests || []) upsertTest(test);
+  refresh();
+}
+
+let marking = null;
+/** A failure that arrived live is marked new or still failing by the next read of the job. */
+function markSoon() {
+  if (marking !== null || !state.changes.previous_job_id || state.testsTotal > PAGE) return;
+  marking = setTimeout(() => {
+    marking = null;
+    sync();
+  }, 2000);
 }
 
 /** With a status filter on a job not all loaded: its tests of that status, from the server. */
@@ -447,7 +573,10 @@ function onEvent(event) {
   if (state.deleted) return;
   const first = state.job === null;
   setJob(event.job, nowSeconds());
-  if (event.test) upsertTest(event.test, { live: true });
+  if (event.test) {
+    upsertTest(event.test, { live: true });
+    if (["failed", "error"].includes(event.test.status)) markSoon();
+  }
   refresh();
   // The first sign of a job this page waited for, or another shard of it
   // joining: fetch the list of tests (events carry only the tests that move).
@@ -457,6 +586,7 @@ function onEvent(event) {
 
 function setup() {
   buildFilterButtons();
+  buildChangeButtons();
   readUrl();
   let typing = null;
   document.getElementById("search").addEventListener("input", (event) => {

@@ -1,8 +1,8 @@
 // The jobs page: every job, running first, each with a live progress bar.
 import {
   BASE, JOB_RANK, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime, finishedCount,
-  follow, getJSON, isNewerJob, isoTime, jobDuration, jobEta, jobUrl, progressBar, setChildren,
-  setText,
+  follow, getJSON, identityParts, isNewerJob, isoTime, jobDuration, jobEta, jobTitle, jobUrl,
+  progressBar, setChildren, setText,
 } from "./common.js";
 
 const LIMIT = 50;
@@ -13,14 +13,13 @@ const state = {
   offset: 0,
   status: "",
   env: "",
+  project: "",
+  branch: "",
+  loaded: false, // the first answer came: until then the page says it is loading
 };
 
 const list = document.getElementById("jobs");
 const setConnection = connectionIndicator();
-
-function jobTitle(job) {
-  return job.custom_id || `Job ${String(job.job_id).slice(0, 8)}`;
-}
 
 function makeRow(jobId) {
   const refs = {
@@ -49,7 +48,8 @@ function fillRow(entry) {
   setChildren(row.status, badge(job.status));
   setText(row.title, jobTitle(job));
   row.title.title = job.job_id;
-  const meta = [];
+  // The custom id is the title when given: the meta line names the project and branch.
+  const meta = identityParts(job, { withCustomId: false });
   if (job.env) meta.push(el("span", { className: "tag", title: "env" }, job.env));
   meta.push(el("span", { title: `started ${isoTime(job.start_time)}` }, fmtTime(job.start_time, { short: true })));
   if (job.xdist) meta.push(el("span", {}, `${job.workers} workers`));
@@ -91,9 +91,11 @@ const render = batched(() => {
     if (list.children[index] !== entry.row.li) list.insertBefore(entry.row.li, list.children[index] || null);
   });
   while (list.children.length > entries.length) list.lastElementChild.remove();
-  const filtered = Boolean(state.status || state.env || state.offset);
-  document.getElementById("empty").hidden = entries.length > 0 || filtered;
-  document.getElementById("no-match").hidden = entries.length > 0 || !filtered;
+  const filtered = Boolean(state.status || state.env || state.project || state.branch || state.offset);
+  document.getElementById("loading").hidden = state.loaded;
+  document.getElementById("empty").hidden = !state.loaded || entries.length > 0 || filtered;
+  document.getElementById("no-match").hidden = !state.loaded || entries.length > 0 || !filtered;
+  suggest(entries.map((entry) => entry.job));
   document.getElementById("list-head").hidden = entries.length === 0;
   renderPager();
 });
@@ -125,13 +127,27 @@ function upsert(job, receivedAt) {
 }
 
 function matchesFilters(job) {
-  return (!state.status || job.status === state.status) && (!state.env || job.env === state.env);
+  return (!state.status || job.status === state.status) && (!state.env || job.env === state.env)
+    && (!state.project || job.project === state.project)
+    && (!state.branch || (job.ci || {}).branch === state.branch);
+}
+
+/** The filters' suggestions: the projects and branches of the jobs listed. */
+function suggest(jobs) {
+  const fill = (id, values) => {
+    const options = [...new Set(values.filter(Boolean))].sort().map((value) => el("option", { value }));
+    setChildren(document.getElementById(id), options);
+  };
+  fill("projects", jobs.map((job) => job.project));
+  fill("branches", jobs.map((job) => (job.ci || {}).branch));
 }
 
 async function sync() {
   const params = new URLSearchParams({ limit: LIMIT, offset: state.offset });
   if (state.status) params.set("status", state.status);
   if (state.env) params.set("env", state.env);
+  if (state.project) params.set("project", state.project);
+  if (state.branch) params.set("branch", state.branch);
   const errorBox = document.getElementById("error");
   let data;
   try {
@@ -142,6 +158,7 @@ async function sync() {
     return;
   }
   errorBox.hidden = true;
+  state.loaded = true;
   const receivedAt = Date.now() / 1000;
   const seen = new Set();
   for (const job of data.jobs || []) {
@@ -176,16 +193,22 @@ function readFilters() {
   const params = new URLSearchParams(location.search);
   state.status = params.get("status") || "";
   state.env = params.get("env") || "";
+  state.project = params.get("project") || "";
+  state.branch = params.get("branch") || "";
   state.offset = Math.max(0, Number.parseInt(params.get("offset") || "0", 10) || 0);
   const form = document.getElementById("filters");
   form.elements.status.value = state.status;
   form.elements.env.value = state.env;
+  form.elements.project.value = state.project;
+  form.elements.branch.value = state.branch;
 }
 
 function writeFilters() {
   const params = new URLSearchParams();
   if (state.status) params.set("status", state.status);
   if (state.env) params.set("env", state.env);
+  if (state.project) params.set("project", state.project);
+  if (state.branch) params.set("branch", state.branch);
   if (state.offset) params.set("offset", state.offset);
   const query = params.toString();
   history.replaceState(null, "", query ? `${BASE}?${query}` : BASE);
@@ -209,14 +232,16 @@ function setup() {
     refilter();
   });
   let typing = null;
-  form.elements.env.addEventListener("input", () => {
-    clearTimeout(typing);
-    typing = setTimeout(() => {
-      state.env = form.elements.env.value.trim();
-      state.offset = 0;
-      refilter();
-    }, 300);
-  });
+  for (const name of ["env", "project", "branch"]) {
+    form.elements[name].addEventListener("input", () => {
+      clearTimeout(typing);
+      typing = setTimeout(() => {
+        state[name] = form.elements[name].value.trim();
+        state.offset = 0;
+        refilter();
+      }, 300);
+    });
+  }
   document.getElementById("newer").addEventListener("click", () => {
     state.offset = Math.max(0, state.offset - LIMIT);
     refilter();

@@ -1,10 +1,15 @@
 // The test page: one test's results across jobs, and whether it is flaky.
 import {
   BASE, badge, connectionIndicator, el, fmtDuration, fmtTime, follow, getJSON, headline, isoTime,
-  jobUrl, label, safeToken, setChildren, setText,
+  jobTitle, jobUrl, label, safeToken, setChildren, setText, testUrl,
 } from "./common.js";
 
-const nodeid = new URLSearchParams(location.search).get("nodeid") || "";
+const query = new URLSearchParams(location.search);
+const nodeid = query.get("nodeid") || "";
+// History (and flakiness) is per project, and per branch when asked: the same node id
+// in two projects is two tests.
+const project = query.get("project") || "";
+const branch = query.get("branch") || "";
 const setConnection = connectionIndicator();
 const STRIP_LENGTH = 40;
 
@@ -44,6 +49,24 @@ function renderStrip(results) {
   }));
 }
 
+/** Which results are shown: of a project, a branch, or all; with links to widen. */
+function renderScope() {
+  const parts = [];
+  if (project) {
+    parts.push(el("span", { className: "tag id-project", title: "project" }, project));
+  }
+  if (branch) parts.push(el("span", { className: "id-branch", title: "branch" }, branch));
+  if (branch) {
+    parts.push(el("a", { href: testUrl(nodeid, { project }), className: "small" }, "all branches"));
+  }
+  if (project || branch) {
+    parts.push(el("a", { href: testUrl(nodeid), className: "small" }, "all projects"));
+  } else {
+    parts.push(el("span", { className: "small muted" }, "every project and branch"));
+  }
+  setChildren(document.getElementById("scope"), parts);
+}
+
 function messageCell(result) {
   if (!result.msg) return "";
   if (["failed", "error", "aborted"].includes(result.status)) {
@@ -58,10 +81,15 @@ function renderHistory(results) {
   const rows = results.map((r) => {
     const outcome = r.outcome && r.outcome !== r.status && r.outcome !== "error"
       ? el("span", { className: `outcome outcome-${safeToken(r.outcome)}` }, label(r.outcome)) : null;
+    const title = jobTitle({ job_id: r.job_id, custom_id: r.custom_id, project: r.project,
+      ci: { branch: r.branch, build: r.build } });
     return el("tr", { className: "test-row", "data-status": safeToken(r.status), "data-job-id": r.job_id },
       el("td", { className: "col-status" }, badge(r.status), outcome),
-      el("td", {}, el("a", { href: jobUrl(r.job_id), className: "mono", title: r.job_id },
-        String(r.job_id).slice(0, 8))),
+      el("td", {}, el("a", { href: jobUrl(r.job_id), title: r.job_id }, title),
+        r.commit ? el("div", { className: "mono muted small", title: r.commit }, String(r.commit).slice(0, 8)) : null),
+      el("td", {}, r.branch && !branch
+        ? el("a", { href: testUrl(nodeid, { project: project || r.project, branch: r.branch }), title: "Only this branch" }, r.branch)
+        : (r.branch || "–")),
       el("td", {}, r.env ? el("span", { className: "tag" }, r.env) : "–"),
       el("td", { title: isoTime(r.start_time) }, fmtTime(r.start_time)),
       el("td", { className: "num col-duration" }, fmtDuration(r.duration)),
@@ -75,13 +103,18 @@ async function sync() {
   const errorBox = document.getElementById("error");
   let data;
   try {
-    data = await getJSON(`${BASE}api/tests/history?nodeid=${encodeURIComponent(nodeid)}`);
+    const params = new URLSearchParams({ nodeid });
+    if (project) params.set("project", project);
+    if (branch) params.set("branch", branch);
+    data = await getJSON(`${BASE}api/tests/history?${params}`);
   } catch (error) {
+    document.getElementById("loading").hidden = true;
     errorBox.hidden = false;
     setText(errorBox, `Could not load this test's history (${error.message}).`);
     return;
   }
   errorBox.hidden = true;
+  document.getElementById("loading").hidden = true;
   const results = data.results || [];
   // Re-rendering must not close the messages the reader opened.
   const openJobs = new Set([...document.querySelectorAll("#history tr")]
@@ -108,8 +141,12 @@ function onEvent(event) {
 
 function setup() {
   setText(document.getElementById("test-name"), nodeid || "(no test given)");
+  renderScope();
   document.title = `${nodeid.split("::").pop() || "Test"} · pytest-rt`;
-  if (!nodeid) return;
+  if (!nodeid) {
+    document.getElementById("loading").hidden = true;
+    return;
+  }
   sync();
   follow(`${BASE}api/events`, { onEvent, onSync: syncSoon, onState: setConnection });
 }

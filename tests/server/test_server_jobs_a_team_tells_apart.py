@@ -4,7 +4,10 @@ since the previous job, the captured output of a failure, counts that add up, JU
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -374,3 +377,21 @@ async def test_a_database_from_before_issue_11_takes_the_new_fields(tmp_path: Pa
             assert detail["tests"][0]["sections"][0]["text"] == "hi"
     finally:
         store.close()
+
+
+# -- issue 11: a busy port ---------------------------------------------------------------------
+
+
+def test_serve_on_a_busy_port_says_so_and_suggests_another_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_rt.server.cli", "--port", str(port),
+             "--db", str(tmp_path / "rt.sqlite3")],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert f"--port {port + 1}, or --port 0" in done.stderr

@@ -214,10 +214,35 @@ def _run(config: ServeConfig) -> int:
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled
         pass
     except SystemExit:  # uvicorn could not start (the port is taken...)
+        if port_in_use(config.host, config.port):
+            # uvicorn's own line says "address already in use", not what to do about it.
+            print(
+                f"pytest-rt serve: port {config.port} on {config.host} is already in use "
+                "(another pytest-rt serve?): choose another with --port, e.g. "
+                f"--port {config.port + 1}, or --port 0 for any free port",
+                file=sys.stderr,
+            )
         return 1
     finally:
         app.state.store.close()  # idempotent: the app's shutdown closed it already
     return 0
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether binding ``host``:``port`` fails because something else holds it."""
+    import errno
+    import socket
+
+    if port == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 if __name__ == "__main__":

@@ -37,6 +37,12 @@ E       ConnectionRefusedError: [Errno 111] Connection refused
 tests/conftest.py:31: ConnectionRefusedError"""
 
 FLAKY = "tests/test_checkout.py::test_total_with_discount"
+CAPTURED = [
+    {"name": "Captured stdout call", "text": "applying SPRING10 to cart 8812\ncart total: 100.00"},
+    {"name": "Captured log call", "text": (
+        "WARNING  shop.discounts:discounts.py:57 code SPRING10 expired on 2026-05-31\n"
+        "INFO     shop.cart:cart.py:120 total recomputed: 100.00")},
+]
 
 # nodeid: (outcome, duration, extra stopTestItem fields)
 SUITE: dict[str, tuple[str, float, dict[str, Any]]] = {
@@ -44,7 +50,7 @@ SUITE: dict[str, tuple[str, float, dict[str, Any]]] = {
     "tests/test_api.py::test_logout": ("passed", 0.12, {}),
     "tests/test_cart.py::test_add_item": ("passed", 0.21, {}),
     "tests/test_cart.py::test_legacy_coupon": ("xpassed", 0.09, {}),
-    FLAKY: ("failed", 1.93, {"msg": TRACEBACK}),
+    FLAKY: ("failed", 1.93, {"msg": TRACEBACK, "sections": CAPTURED}),
     "tests/test_checkout.py::test_refund": ("error", 0.22, {"msg": SETUP_ERROR}),
     "tests/test_checkout.py::test_gift_card": (
         "skipped",
@@ -70,7 +76,16 @@ DESCRIPTIONS = {
     "tests/test_api.py::test_login[admin]": "Admins log in with a password and a TOTP code.",
     FLAKY: "A 10% code takes 10% off the cart's total.",
 }
-CUSTOM_DATA = {"branch": "main", "commit": "3aff300", "python": "3.12.7", "trigger": "schedule"}
+CUSTOM_DATA = {"python": "3.12.7", "trigger": "schedule"}
+
+
+def ci(number: int) -> dict[str, Any]:
+    """The CI build of run ``number`` (GitHub Actions on the main branch)."""
+    return {
+        "provider": "github", "repository": "acme/shop", "branch": "main",
+        "commit": f"{number * 7919:07x}3aff300", "pull_request": None, "build": str(number),
+        "build_url": f"https://github.com/acme/shop/actions/runs/{number}",
+    }
 
 
 def earlier_run(
@@ -81,10 +96,11 @@ def earlier_run(
     flaky_passes: bool,
     interrupted: bool = False,
 ) -> None:
-    run = stream(custom_id=f"nightly #{number}", clock=time.time() - hours_ago * 3600)
+    run = stream(clock=time.time() - hours_ago * 3600)
     with run.in_one_batch():
         run.start(
-            list(SUITE), env=env, custom_data=CUSTOM_DATA, workers=2, descriptions=DESCRIPTIONS
+            list(SUITE), env=env, custom_data=CUSTOM_DATA, workers=2, descriptions=DESCRIPTIONS,
+            project="shop", ci=ci(number),
         )
         for i, (nodeid, (outcome, duration, _)) in enumerate(SUITE.items()):
             if interrupted and i >= 8:
@@ -105,7 +121,7 @@ def earlier_run(
 
 
 def current_run(stream: Any) -> Any:
-    run = stream(custom_id="nightly #1482", clock=time.time() - 26)
+    run = stream(clock=time.time() - 26)
     with run.in_one_batch():
         run.start(
             list(SUITE),
@@ -113,6 +129,8 @@ def current_run(stream: Any) -> Any:
             custom_data=CUSTOM_DATA,
             workers=2,
             descriptions=DESCRIPTIONS,
+            project="shop",
+            ci=ci(1482),
         )
         for i, (nodeid, (outcome, duration, extra)) in enumerate(SUITE.items()):
             worker = f"gw{i % 2}"
@@ -142,7 +160,9 @@ def shop(own_stream: Any) -> Any:
     return current_run(own_stream)
 
 
-def test_screenshots_of_the_three_pages(own_watched: Any, shop: Any, save_screenshot: Any) -> None:
+def test_screenshots_of_the_three_pages_and_a_failure(
+    own_watched: Any, shop: Any, save_screenshot: Any
+) -> None:
     page = own_watched.open("/")
     expect(page.locator("li.job-row")).to_have_count(6)
     page.mouse.move(0, 0)
@@ -153,9 +173,16 @@ def test_screenshots_of_the_three_pages(own_watched: Any, shop: Any, save_screen
     failed = page.locator(f'tr.test-row[data-nodeid="{FLAKY}"]')
     failed.locator("summary").click()
     expect(failed.locator("pre.msg-body")).to_be_visible()
+    expect(failed.locator(".change")).to_have_text("new")
+    failed.locator(".section-tab").nth(1).click()
+    expect(failed.locator(".section-body")).to_contain_text("expired")
     expect(page.locator("#slowest li")).to_have_count(10)
     page.evaluate("window.scrollTo(0, 0)")
     save_screenshot(page, "job")
+    # The whole failure: the traceback and, under it, what the test printed and logged.
+    failed.evaluate("row => row.scrollIntoView({block: 'start'})")
+    page.evaluate("window.scrollBy(0, -12)")
+    save_screenshot(page, "failure")
 
     failed.locator(".test-name").click()
     expect(page.locator("#flaky")).to_be_visible()

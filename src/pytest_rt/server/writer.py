@@ -13,6 +13,7 @@ Two things are kept here for the reads: each test key's newest durations
 
 from __future__ import annotations
 
+import hashlib
 import json
 import operator
 from collections import OrderedDict
@@ -216,17 +217,18 @@ def apply_events(
 
     ``cache`` is only read: the caller updates it with ``result.statuses``
     after the transaction commits. ``shared``: other receivers write to the same
-    database (PostgreSQL). Then no job status is taken from the cache: the rows of
-    the jobs the events touch are locked first (``SELECT ... FOR UPDATE``, in job id
-    order, so two writes never wait on each other in a cycle), and every write of a
-    job, whichever receiver takes it, runs after the ones before it have committed,
-    reading what they wrote. Without the lock, two receivers each taking one shard's
+    database (PostgreSQL). Then no job status is taken from the cache: a lock per job
+    the events touch is taken first (:func:`_lock_jobs`), and every write of a job,
+    whichever receiver takes it, runs after the ones before it have committed,
+    reading what they wrote. Without it, two receivers each taking one shard's
     ``stopTestRun`` of a job read the other's run as still open, and the job stayed
     running forever.
     """
     result = WriteResult()
     if shared:
-        locked = _lock_jobs(conn, {e.meta.job_id for e in events})
+        touched = {e.meta.job_id for e in events}
+        _lock_jobs(conn, touched)
+        locked = _job_statuses(conn, touched)
         fresh = _drop_seen_returning(conn, stmts, events, now, result)
     else:
         fresh = _drop_seen(conn, stmts, events, now, result)
@@ -252,8 +254,6 @@ def apply_events(
             )
         j = schema.jobs
         found = select(j.c.job_id, j.c.status).where(j.c.job_id.in_(unknown))
-        if shared:  # made just now, here or by another receiver: lock it as the others
-            found = found.order_by(j.c.job_id).with_for_update()
         result.statuses.update((job_id, status) for job_id, status in conn.execute(found))
         job_ids = [job_id for job_id in job_ids if job_id in result.statuses]
     _hear(conn, job_ids, now, cache, result)
@@ -321,22 +321,44 @@ def _drop_seen(
     return fresh
 
 
-def _lock_jobs(conn: Connection, job_ids: set[str]) -> dict[str, str]:
-    """Lock the rows of the jobs that exist among ``job_ids``; their stored statuses."""
+def _lock_jobs(conn: Connection, job_ids: set[str]) -> None:
+    """Hold a lock per job until the transaction ends (PostgreSQL advisory locks).
+
+    Taken before anything is read or written, whether the job's row exists yet or
+    not, in the order of their keys: every transaction takes its locks in the same
+    order, so none waits in a cycle (a row lock, ``SELECT ... FOR UPDATE``, cannot
+    lock a job another receiver is creating at that moment, and deadlocked). The
+    rows a job's write touches (its runs, tests and event ids) are then written
+    by one transaction at a time; the rows shared between jobs (``rt_test_stats``)
+    are written in key order.
+    """
+    keys = sorted({_lock_key(job_id) for job_id in job_ids})
+    conn.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(k, i) "
+        "ORDER BY i",
+        (keys,),
+    )
+
+
+def _lock_key(job_id: str) -> int:
+    """A job's advisory lock: 64 bits of a digest (a collision only serializes two jobs)."""
+    digest = hashlib.blake2b(b"pytest-rt:" + job_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _job_statuses(conn: Connection, job_ids: set[str]) -> dict[str, str]:
+    """The stored status of the jobs that exist among ``job_ids``."""
     j = schema.jobs
-    locked: dict[str, str] = {}
     ordered = sorted(job_ids)
+    found: dict[str, str] = {}
     for i in range(0, len(ordered), CHUNK):
-        locked.update(
+        found.update(
             (job_id, status)
             for job_id, status in conn.execute(
-                select(j.c.job_id, j.c.status)
-                .where(j.c.job_id.in_(ordered[i : i + CHUNK]))
-                .order_by(j.c.job_id)
-                .with_for_update()
+                select(j.c.job_id, j.c.status).where(j.c.job_id.in_(ordered[i : i + CHUNK]))
             )
         )
-    return locked
+    return found
 
 
 def _drop_seen_returning(
@@ -485,6 +507,9 @@ def _record_durations(conn: Connection, stmts: Statements, stops: list[ItemStop]
                 took = e.stop_time - start
                 rows.append({"key": e.key, "d1": took, "j1": e.meta.job_id, "median": took})
     if rows:
+        # In key order (stable: one key's durations keep theirs): receivers sharing the
+        # database then lock these rows, common to every job, in one order.
+        rows.sort(key=operator.itemgetter("key"))
         stmts.fast_stats.run(conn, rows)
 
 

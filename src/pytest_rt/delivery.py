@@ -1,8 +1,9 @@
 """Wiring of spool, sender thread and transport for one pytest run.
 
-``emit()`` is all a hook pays: one ``json.dumps``, one ``os.write`` and one
-``Event.set``. ``finish()`` gives the sender at most the flush timeout, then
-cuts any request still hanging, so the run never waits longer than promised and
+``emit_line()`` is all a hook pays, with the event already encoded
+(events.Job.line): one ``os.write`` and, once per batch, an ``Event.set``.
+``finish()`` gives the sender at most the flush timeout, then cuts any request
+still hanging, so the run never waits longer than promised and
 leaves no thread or socket behind.
 """
 
@@ -10,39 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import json.encoder
 import shlex
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_rt import forking
+from pytest_rt.events import encode
 from pytest_rt.sender import Sender, Stats
 from pytest_rt.settings import Settings
 from pytest_rt.spool import Journal, MemorySpool
 from pytest_rt.transport import HttpTarget
-
-
-def _make_encoder() -> Callable[[Any], str]:
-    """One C encoder for the run, called directly.
-
-    json.dumps, and even a kept JSONEncoder's encode(), build a new C encoder and
-    a circular-reference dict for every event, on the test thread. Events are
-    trees we built (no cycles), so neither is needed.
-    """
-    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
-    if make is None:  # a Python without the _json accelerator
-        return json.JSONEncoder(separators=(",", ":"), default=str).encode
-    encoder = make(None, str, json.encoder.encode_basestring_ascii,
-                   None, ":", ",", False, False, True)
-    return lambda event: "".join(encoder(event, 0))
-
-
-_encode = _make_encoder()
 
 
 @dataclass(frozen=True)
@@ -116,9 +97,13 @@ class Delivery:
             self.sender.stats.problem(f"delivery stopped: {type(exc).__name__}: {exc}")
 
     def emit(self, event: dict[str, Any]) -> None:
+        self.emit_line(encode(event))
+
+    def emit_line(self, text: str) -> None:
+        """Append one encoded event (events.Job.line) and wake the sender."""
         if self.forked:
             return
-        line = _encode(event).encode()
+        line = text.encode()
         with self._lock:  # hooks may come from more than one thread (rare; be safe)
             self.spool.append(line)
             self.produced += 1

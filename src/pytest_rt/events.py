@@ -8,13 +8,16 @@ startTestRun a number; item and stop times strings); everything else is added.
 from __future__ import annotations
 
 import inspect
+import json
+import json.encoder
 import os
 import random
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -160,7 +163,8 @@ class TestResult:
 
     @property
     def duration(self) -> float:
-        return round(sum([r.duration for r in self.reports]), 6)
+        """Seconds, to the microsecond (not round(): it formats the float to do so)."""
+        return int(sum([r.duration for r in self.reports]) * 1e6 + 0.5) / 1e6
 
 
 def _plain_pass(reports: list[pytest.TestReport]) -> bool:
@@ -199,25 +203,49 @@ class Job:
     run_id: str = field(default_factory=lambda: os.urandom(16).hex())
     seq: int = 0
 
-    def event(self, type_: str, **fields: Any) -> Event:
+    def __post_init__(self) -> None:
+        # The fields every event shares, encoded once: per event only its own are.
+        self._head = encode({"job_id": self.job_id, "custom_id": self.custom_id})[1:-1]
+        self._tail = f',"run_id":{encode(self.run_id)},"seq":'
+
+    def line(self, type_: str, fields: dict[str, Any]) -> str:
+        """The next event as one line of JSON: fw, type, job_id, custom_id, the
+        event's own fields, event_id, run_id, seq (docs/protocol.md)."""
         self.seq += 1
-        return {
-            "fw": FW,
-            "type": type_,
-            "job_id": self.job_id,
-            "custom_id": self.custom_id,
-            **fields,
-            "event_id": random_hex(),
-            "run_id": self.run_id,
-            "seq": self.seq,
-        }
+        own = encode(fields)[1:-1]
+        return (f'{{"fw":"{FW}","type":"{type_}",{self._head}{"," if own else ""}{own},'
+                f'"event_id":"{random_hex()}"{self._tail}{self.seq}}}')
+
+    def event(self, type_: str, **fields: Any) -> Event:
+        """The next event as a dict (what a receiver decodes from line())."""
+        decoded: Event = json.loads(self.line(type_, fields))
+        return decoded
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """One C encoder for the run, called directly.
+
+    json.dumps, and even a kept JSONEncoder's encode(), build a new C encoder and
+    a circular-reference dict for every event, on the test thread. Events are
+    trees we built (no cycles), so neither is needed.
+    """
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    if make is None:  # a Python without the _json accelerator
+        return json.JSONEncoder(separators=(",", ":"), default=str).encode
+    encoder = make(None, str, json.encoder.encode_basestring_ascii,
+                   None, ":", ",", False, False, True)
+    return lambda value: "".join(encoder(value, 0))
+
+
+encode = _make_encoder()
 
 
 def start_test_run(job: Job, tests: list[dict[str, Any]], *, env: str | None,
                    custom_data: dict[str, Any] | None, start: float,
-                   collect_errors: list[dict[str, str]], extra: dict[str, Any]) -> Event:
-    return job.event("startTestRun", tests=tests, env=env, custom_data=custom_data,
-                     startTime=round(start, 6), collect_errors=list(collect_errors), **extra)
+                   collect_errors: list[dict[str, str]], extra: dict[str, Any]) -> str:
+    return job.line("startTestRun", {
+        "tests": tests, "env": env, "custom_data": custom_data, "startTime": round(start, 6),
+        "collect_errors": list(collect_errors), **extra})
 
 
 def test_entry(nodeid: str, uuid_: str, *, location: str | None = None,
@@ -233,9 +261,10 @@ def test_entry(nodeid: str, uuid_: str, *, location: str | None = None,
 
 
 def start_test_item(job: Job, nodeid: str, uuid_: str, worker: str | None,
-                    now: float | None = None) -> Event:
-    return job.event("startTestItem", test=nodeid, uuid=uuid_,
-                     startTime=stamp(time.time() if now is None else now), worker=worker)
+                    now: float | None = None) -> str:
+    return job.line("startTestItem", {
+        "test": nodeid, "uuid": uuid_, "startTime": stamp(time.time() if now is None else now),
+        "worker": worker})
 
 
 CAPTURE = ("failed", "all", "none")  # --rt-capture: whose captured output is sent
@@ -255,46 +284,51 @@ def captured(result: TestResult, limits: Limits) -> list[dict[str, str]]:
     return [{"name": title, "text": limits.clean(text)} for title, text in sections.items()]
 
 
+class Stop(NamedTuple):
+    line: str  # the stopTestItem event
+    outcome: str  # pytest's precise outcome
+    msg: str  # as sent: cut and masked
+
+
 def stop_test_item(job: Job, result: TestResult, uuid_: str, limits: Limits,
                    interrupted_msg: str = "", now: float | None = None,
-                   capture: str = "failed") -> tuple[Event, str]:
-    """The stopTestItem event of a finished test, and its precise outcome."""
+                   capture: str = "failed") -> Stop:
+    """The stopTestItem event of a finished test, its precise outcome and message."""
     outcome, when, msg = result.verdict()
     if outcome == "interrupted" and not msg:  # a crashed worker's report has its own text
         msg = interrupted_msg or "interrupted before the test finished"
     wanted = capture == "all" or (capture == "failed" and outcome in FAILED)
-    event = job.event(
-        "stopTestItem",
-        test=result.nodeid,
-        uuid=uuid_,
-        status=STATUS[outcome],
-        msg=limits.clean(msg),
-        stopTime=stamp(time.time() if now is None else now),
-        outcome=outcome,
-        when=when,
-        duration=result.duration,
-        worker=result.worker,
-        reruns=len(result.rerun_msgs),
-        rerun_msgs=[limits.clean(m) for m in result.rerun_msgs],
-        sections=captured(result, limits) if wanted else [],
-    )
-    return event, outcome
+    msg = limits.clean(msg) if msg else msg
+    line = job.line("stopTestItem", {
+        "test": result.nodeid,
+        "uuid": uuid_,
+        "status": STATUS[outcome],
+        "msg": msg,
+        "stopTime": stamp(time.time() if now is None else now),
+        "outcome": outcome,
+        "when": when,
+        "duration": result.duration,
+        "worker": result.worker,
+        "reruns": len(result.rerun_msgs),
+        "rerun_msgs": [limits.clean(m) for m in result.rerun_msgs],
+        "sections": captured(result, limits) if wanted else [],
+    })
+    return Stop(line, outcome, msg)
 
 
 def stop_test_run(job: Job, *, exitstatus: int, counts: Counter[str], total: int, started: int,
                   start: float | None, send_report: bool, interrupted: bool,
-                  collect_errors: list[dict[str, str]], now: float | None = None) -> Event:
+                  collect_errors: list[dict[str, str]], now: float | None = None) -> str:
     now = time.time() if now is None else now
     full = {name: counts.get(name, 0) for name in OUTCOMES}
     full["not_started"] = max(total - started, 0)
-    return job.event(
-        "stopTestRun",
-        stopTime=stamp(now),
-        send_report="1" if send_report else "0",
-        exitstatus=exitstatus,
-        interrupted=interrupted,
-        counts=full,
-        total=total,
-        duration=round(now - start, 6) if start is not None else None,
-        collect_errors=list(collect_errors),
-    )
+    return job.line("stopTestRun", {
+        "stopTime": stamp(now),
+        "send_report": "1" if send_report else "0",
+        "exitstatus": exitstatus,
+        "interrupted": interrupted,
+        "counts": full,
+        "total": total,
+        "duration": round(now - start, 6) if start is not None else None,
+        "collect_errors": list(collect_errors),
+    })

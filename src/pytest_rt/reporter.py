@@ -66,9 +66,9 @@ class Reporter:
         if self.delivery is not None and self.report is None:
             self.report = self.delivery.finish()
 
-    def _emit(self, event: events.Event) -> None:
+    def _emit(self, line: str) -> None:
         if self.delivery is not None:
-            self.delivery.emit(event)
+            self.delivery.emit_line(line)
 
     # -- collection -------------------------------------------------------------------
 
@@ -190,13 +190,13 @@ class Reporter:
 
     def _close(self, result: TestResult) -> None:
         del self.open[result.nodeid]
-        event, outcome = events.stop_test_item(
+        stop = events.stop_test_item(
             self.job, result, self.uuids[result.nodeid], self.limits, self.interrupt_msg,
             capture=self.settings.capture)
-        self.counts[outcome] += 1
-        if outcome in events.FAILED and len(self.failures) < github.MAX_FAILURES:
-            self.failures.append((result.nodeid, github.first_line(event["msg"])))
-        self._emit(event)
+        self.counts[stop.outcome] += 1
+        if stop.outcome in events.FAILED and len(self.failures) < github.MAX_FAILURES:
+            self.failures.append((result.nodeid, github.first_line(stop.msg)))
+        self._emit(stop.line)
 
     # -- the end ----------------------------------------------------------------------
 

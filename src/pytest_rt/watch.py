@@ -518,7 +518,7 @@ class Follower:
                         failed_tries = 0  # it talks again: a later drop starts anew
                         ended, job_now = self.take(message)
                         if ended:
-                            return job_now
+                            return self.settle(job_now)
                 reason = "the receiver ended the stream"
             except NotFound as exc:
                 if not exc.is_receiver:
@@ -545,6 +545,21 @@ class Follower:
                 self.view.note(f"{total - len(tests)} more {status} tests: "
                                f"{self.receiver.job_url(self.job_id)}")
         return job
+
+    def settle(self, job: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The job as it ended, once the failures the stream did not show are printed.
+
+        The messages of one write all carry the Job as it is after the write: a run's
+        last failure can come after a message that already says the job is over.
+        """
+        if job is None:
+            return None
+        try:
+            final = self.catch_up()
+        except (Unreachable, NotFound) as exc:
+            self.view.note(f"could not read the job's last failures: {exc}")
+            return job
+        return final if final.get("status") in ENDED else job
 
     def take(self, message: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
         """Apply one stream message: (whether the job ended, the job as it is)."""

@@ -322,14 +322,24 @@ def test_usage_errors_exit_2(pytester: pytest.Pytester) -> None:
 class FakeReceiver:
     """Answers the reads `watch` makes for job ``J``; its event stream is scripted."""
 
-    def __init__(self, stream: str) -> None:
-        self.stream = stream  # "drop once": a failure, then the stream ends; "silent"
+    def __init__(self, stream: str, prefix: str = "") -> None:
+        # "drop once": a failure, then the stream ends; "silent"; "passed": a job over.
+        self.stream = stream
+        self.prefix = prefix  # as a proxy serving it under a path would be asked
+        self.paths: list[str] = []
         self.streams = 0
+        self.sent = False
+        self.caught_up = threading.Event()  # read the job's errors with a stream open
         self.stop = threading.Event()
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                fake.paths.append(self.path)
+                if not self.path.startswith(fake.prefix + "/"):
+                    self.send_error(404)
+                    return
+                self.path = self.path[len(fake.prefix):]
                 if self.path.startswith("/api/events"):
                     fake.streams += 1
                     self.send_response(200)
@@ -340,9 +350,18 @@ class FakeReceiver:
                     if fake.stream == "drop once" and fake.streams == 1:
                         self.wfile.write(fake.message())
                         return  # HTTP/1.0: the connection closes, the stream ends
+                    if fake.stream == "one write":
+                        # As the receiver sends one write's messages: each with the Job
+                        # as it is after the write, over from the first message on.
+                        fake.caught_up.wait(10)  # the watcher has read the job by now
+                        fake.sent = True
+                        self.wfile.write(fake.message("test_started") + fake.message())
+                        self.wfile.flush()
                     fake.stop.wait(30)
                     return
                 body = json.dumps(fake.answer(self.path)).encode()
+                if fake.streams and "status=error" in self.path:
+                    fake.caught_up.set()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -361,7 +380,11 @@ class FakeReceiver:
 
     def job(self) -> dict[str, Any]:
         # Over once the watcher has come back for a second stream.
-        over = self.streams >= 2 and self.stream == "drop once"
+        if self.stream == "passed":
+            counts = dict.fromkeys(watch.SHOWN_COUNTS, 0) | {"passed": 2}
+            return {"job_id": "J", "status": "passed", "total": 2, "counts": counts,
+                    "duration": 0.5}
+        over = self.sent or (self.streams >= 2 and self.stream == "drop once")
         counts = {"passed": 0, "failed": 1, "error": 0, "skipped": 0, "running": 0,
                   "not_started": 0 if over else 1, "aborted": 0}
         return {"job_id": "J", "status": "failed" if over else "running", "total": 2,
@@ -373,11 +396,12 @@ class FakeReceiver:
                 "msg": "E   assert 0"}
 
     def answer(self, path: str) -> dict[str, Any]:
-        tests = [self.failed_test()] if "status=failed" in path and self.streams >= 2 else []
+        over = self.sent or self.streams >= 2
+        tests = [self.failed_test()] if "status=failed" in path and over else []
         return {"job": self.job(), "tests": tests, "tests_total": len(tests)}
 
-    def message(self) -> bytes:
-        data = {"kind": "test_finished", "job_id": "J", "nodeid": "t.py::test_f",
+    def message(self, kind: str = "test_finished") -> bytes:
+        data = {"kind": kind, "job_id": "J", "nodeid": "t.py::test_f",
                 "job": self.job(), "test": self.failed_test()}
         return f"data: {json.dumps(data)}\n\n".encode()
 
@@ -389,7 +413,7 @@ class FakeReceiver:
 
 @pytest.fixture
 def fake_receiver(request: pytest.FixtureRequest) -> Iterator[FakeReceiver]:
-    fake = FakeReceiver(request.param)
+    fake = FakeReceiver(*request.param.split(" under "))
     yield fake
     fake.close()
 
@@ -403,6 +427,16 @@ def test_a_dropped_stream_is_opened_again_and_nothing_is_printed_twice(
     assert fake_receiver.streams == 2
     assert done.stdout.count("FAILED t.py::test_f\n    E   assert 0\n") == 1
     assert "the receiver ended the stream; reconnecting (1/5)" in done.stderr
+    assert done.stdout.splitlines()[-1] == "pytest-rt watch: job J failed: 1 failed in 1.00 s"
+
+
+@pytest.mark.parametrize("fake_receiver", ["one write"], indirect=True)
+def test_a_failure_after_a_message_saying_the_job_is_over_is_still_printed(
+    pytester: pytest.Pytester, fake_receiver: FakeReceiver
+) -> None:
+    done = run_watch("J", "--url", fake_receiver.url, cwd=pytester.path)
+    assert done.returncode == 1, done
+    assert done.stdout.count("FAILED t.py::test_f\n    E   assert 0\n") == 1
     assert done.stdout.splitlines()[-1] == "pytest-rt watch: job J failed: 1 failed in 1.00 s"
 
 
@@ -420,6 +454,19 @@ def test_a_silent_receiver_is_given_up_after_the_retries(
     assert last == (f"pytest-rt watch: lost the receiver at {fake_receiver.url}: "
                     "nothing heard for 0.5 s")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("fake_receiver", ["passed under /rt"], indirect=True)
+def test_a_receiver_served_under_a_path_is_reached_under_it(
+    pytester: pytest.Pytester, fake_receiver: FakeReceiver
+) -> None:
+    done = run_watch("J", "--url", f"{fake_receiver.url}/rt/loader", cwd=pytester.path)
+    assert done.returncode == 0, done
+    assert done.stdout.splitlines() == [
+        f"pytest-rt watch: job J: {fake_receiver.url}/rt/jobs/J",
+        "pytest-rt watch: job J passed: 2 passed in 0.50 s",
+    ]
+    assert fake_receiver.paths and all(p.startswith("/rt/api/") for p in fake_receiver.paths)
 
 
 # -- small parts ---------------------------------------------------------------------------

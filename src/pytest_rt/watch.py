@@ -625,19 +625,18 @@ def watch(receiver: Receiver, job_id: str | None, wait: float, retries: int, vie
     """Follow the job (None: the latest) to its end on ``view``; the exit status."""
     if job_id is None:
         job_id = find_latest(receiver, wait, view)
-    else:
-        try:
-            receiver.job(job_id)  # unknown or unreachable: say so now, not after retries
-        except NotFound as exc:
-            if exc.is_receiver:
-                raise WatchError(f"no job {literal(job_id)!r} at {receiver.base}") from None
-            raise
-    view.start(job_id, receiver.job_url(job_id))
     follower = Follower(receiver, job_id, view, retries)
-    # A job already over gets its failures and summary only; a running one is followed.
-    job: dict[str, Any] | None = follower.catch_up()
-    if job is not None and job.get("status") not in ENDED:
-        job = follower.run()
+    try:
+        # Unknown or unreachable: said now, not after the retries of following.
+        first = receiver.job(job_id)
+    except NotFound as exc:
+        if exc.is_receiver:
+            raise WatchError(f"no job {literal(job_id)!r} at {receiver.base}") from None
+        raise
+    view.start(job_id, receiver.job_url(job_id))
+    # A job already over gets its failures and summary only; a running one is followed
+    # (the stream opened first, then the job read again: nothing falls between).
+    job = follower.catch_up() if first.get("status") in ENDED else follower.run()
     why = None
     if job is not None and job.get("status") == "abandoned":
         why = "the receiver heard nothing of the job for a while: abandoned"

@@ -205,9 +205,10 @@ def valgrind() -> str:
 def count_instructions(suite: Path, args: list[str], out: Path) -> tuple[int, int]:
     """Instructions of one pytest process under callgrind: (main thread, other threads).
 
-    The test thread's count is exact from run to run. The sender thread's depends on
-    time (how many events each wake-up finds), and valgrind slows time 50-fold: read
-    it as an upper bound.
+    With the receiver down, the test thread's count is the same from run to run.
+    With a receiver, both threads' counts depend on time (how many events each
+    wake-up of the sender finds, which thread a garbage collection lands on), and
+    valgrind slows time 50-fold: read those slopes as +-0.1 M per test.
     """
     cmd = [valgrind(), "--tool=callgrind", "--separate-threads=yes",
            f"--callgrind-out-file={out}",
@@ -230,9 +231,15 @@ def instructions(tmp: Path, small: int, large: int) -> None:
     single, _ = serve(batch=False)
     batch, _ = serve(batch=True)
     spool = str(tmp / "spool-i")
+    # Receiver down (a port bound but not listening: refused at once): the sender sleeps
+    # in its backoff, so this counts the test thread's own cost, the same every time.
+    down = socket.socket()
+    down.bind(("127.0.0.1", 0))
     variants: dict[str, list[str]] = {
         "plain": [],
         "reportlog": ["--report-log", str(tmp / "log-i.jsonl")],
+        "rt-down": ["--rt", "--rt-url", f"http://127.0.0.1:{down.getsockname()[1]}/loader",
+                    "--rt-spool", spool, "--rt-flush-timeout", "0"],
         "rt-batch": ["--rt", "--rt-url", f"http://127.0.0.1:{batch.server_address[1]}/loader",
                      "--rt-spool", spool],
         "rt-single": ["--rt", "--rt-url",
@@ -251,6 +258,7 @@ def instructions(tmp: Path, small: int, large: int) -> None:
     batch.shutdown()
     single.server_close()
     batch.server_close()
+    down.close()
     for which, title in ((0, "the test (main) thread"), (1, "other threads (the sender)")):
         c = {name: {n: v[which] for n, v in by_n.items()} for name, by_n in counts.items()}
         per_test = {name: (v[large] - v[small]) / (large - small) for name, v in c.items()}

@@ -8,8 +8,18 @@ keep-alive HTTP/1.1 connection (hand-written, so the client costs little of
 the 2 cores). Prints events/s, p99 latency per POST, and a count check: the
 server must hold every test that was sent, each with its result.
 
+``--db postgresql://...`` uses a fresh schema of that database (dropped at the end);
+``--receivers 3`` starts three receivers on it, and client i posts to receiver i mod 3
+(as a load balancer would spread them). ``--fleet`` is issue 9's scenario instead:
+``--fleet-jobs`` (50) pytest-like clients of ``--fleet-tests`` (500) tests each, at once,
+every test's start and stop sent in the plugin's way (batches of what is pending), while
+``--fleet-dashboards`` (100) dashboards spread over the receivers read ``/api/events``;
+it checks that every event was stored and every dashboard got every change.
+
     python benchmarks/bench_ingest.py            # 30 s per case
     python benchmarks/bench_ingest.py --quick    # ~3 s per case
+    python benchmarks/bench_ingest.py --quick --db postgresql://127.0.0.1:5432/rt --receivers 3
+    python benchmarks/bench_ingest.py --fleet --db postgresql://127.0.0.1:5432/rt --receivers 3
 """
 
 from __future__ import annotations
@@ -146,6 +156,7 @@ async def watch(port: int, received: list[int], stop: asyncio.Event) -> None:
     """A dashboard: reads /api/events until told to stop, counting the messages."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    tail = b""  # a message's "data: " may straddle two reads
     try:
         while not stop.is_set():
             try:
@@ -154,13 +165,15 @@ async def watch(port: int, received: list[int], stop: asyncio.Event) -> None:
                 continue
             if not chunk:
                 break
-            received[0] += chunk.count(b"data: ")
+            received[0] += (tail + chunk).count(b"data: ")
+            tail = chunk[-5:]
     finally:
         writer.close()
         await writer.wait_closed()
 
 
-async def run_case(port: int, case: Case, seconds: float, watchers: int = 0) -> None:
+async def run_case(ports: list[int], case: Case, seconds: float, watchers: int = 0) -> None:
+    port = ports[0]
     job_id = f"bench-{case.clients}-{case.batch}-{uuid.uuid4().hex[:8]}"
     conn = await Connection.open(port)
     start = {"fw": "2", "type": "startTestRun", "job_id": job_id, "tests": [], "env": "bench",
@@ -174,7 +187,8 @@ async def run_case(port: int, case: Case, seconds: float, watchers: int = 0) -> 
     await asyncio.sleep(0.2 if watchers else 0)
     begin = time.perf_counter()
     results = await asyncio.gather(
-        *(client(port, case, job_id, counter, begin + seconds) for _ in range(case.clients))
+        *(client(ports[i % len(ports)], case, job_id, counter, begin + seconds)
+          for i in range(case.clients))
     )
     case.elapsed = time.perf_counter() - begin
     await asyncio.sleep(0.5 if watchers else 0)
@@ -199,7 +213,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def start_server(db: Path) -> tuple[subprocess.Popen[str], int]:
+def start_server(db: Path | str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest_rt.server.cli", "--port", "0", "--db", str(db)],
         stdout=subprocess.PIPE, text=True,
@@ -213,6 +227,111 @@ def start_server(db: Path) -> tuple[subprocess.Popen[str], int]:
     return proc, port
 
 
+@dataclass
+class Fleet:
+    """Issue 9's scenario: many pytest-like runs at once, many dashboards watching."""
+
+    jobs: int
+    tests: int
+    dashboards: int
+    events: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    server_cpu: float = 0.0
+    received: list[int] = field(default_factory=list)  # messages per dashboard
+    stored_ok: int = 0  # jobs stored whole, finished
+
+
+async def fleet_run(port: int, fleet: Fleet, index: int, rng_seed: int) -> None:
+    """One pytest --rt-like run: startTestRun with its tests, then each test's start and
+    stop in batches of whatever is pending (1 to 40 events, as the plugin's sender finds
+    them), then stopTestRun."""
+    import random
+
+    rng = random.Random(rng_seed)
+    job_id = f"fleet-{index}"
+    names = [f"fleet/test_{index % 7}.py::test_{i}" for i in range(fleet.tests)]
+    now = time.time()
+    events: list[dict[str, Any]] = [{
+        "fw": "2", "type": "startTestRun", "job_id": job_id, "run_id": job_id,
+        "event_id": uuid.uuid4().hex, "env": "fleet", "startTime": now,
+        "tests": [{"nodeid": n, "location": n.rsplit("::", 1)[1]} for n in names],
+    }]
+    for name in names:
+        for kind in ("startTestItem", "stopTestItem"):
+            events.append(event(job_id, kind, name, now) | {"run_id": job_id})
+    events.append({"fw": "2", "type": "stopTestRun", "job_id": job_id, "run_id": job_id,
+                   "event_id": uuid.uuid4().hex, "stopTime": time.time(), "exitstatus": 0})
+    conn = await Connection.open(port)
+    try:
+        i = 0
+        while i < len(events):
+            size = 1 if i == 0 else rng.randint(1, 40)
+            body = json.dumps(events[i : i + size]).encode()
+            begin = time.perf_counter()
+            status, _ = await conn.request("POST", "/loader", body)
+            fleet.latencies.append(time.perf_counter() - begin)
+            if status != 200:
+                fleet.errors += 1
+                await asyncio.sleep(0.05)
+                continue  # the plugin retries the same batch
+            fleet.events += len(events[i : i + size])
+            i += size
+    finally:
+        await conn.close()
+
+
+async def fleet_case(ports: list[int], fleet: Fleet) -> None:
+    stop = asyncio.Event()
+    fleet.received = [0] * fleet.dashboards
+    counters = [[0] for _ in range(fleet.dashboards)]
+    watching = [asyncio.create_task(watch(ports[i % len(ports)], counters[i], stop))
+                for i in range(fleet.dashboards)]
+    await asyncio.sleep(1.0)  # every stream open before the first event
+    begin = time.perf_counter()
+    await asyncio.gather(*(fleet_run(ports[i % len(ports)], fleet, i, i)
+                           for i in range(fleet.jobs)))
+    fleet.elapsed = time.perf_counter() - begin
+    expected = fleet.jobs * (2 + 2 * fleet.tests)
+    deadline = time.monotonic() + 60  # let the dashboards drain their queues
+    while time.monotonic() < deadline and min(c[0] for c in counters) < expected:
+        await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.gather(*watching)
+    fleet.received = [c[0] for c in counters]
+    conn = await Connection.open(ports[0])
+    try:
+        for index in range(fleet.jobs):
+            status, body = await conn.request("GET", f"/api/jobs/fleet-{index}?limit=1")
+            job = json.loads(body)["job"] if status == 200 else {}
+            if job.get("status") == "passed" and job["counts"]["passed"] == fleet.tests:
+                fleet.stored_ok += 1
+    finally:
+        await conn.close()
+
+
+def fresh_schema(url: str) -> tuple[str, Any]:
+    """A URL of ``url``'s database whose tables live in a new schema, and a dropper."""
+    from sqlalchemy import create_engine, text
+
+    from pytest_rt.server.config import db_url_from_arg
+
+    base = db_url_from_arg(url)
+    schema = "bench_" + uuid.uuid4().hex[:10]
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}", drop
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="per case (default 30)")
@@ -220,22 +339,61 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,4,16", help="comma-separated (default 1,4,16)")
     parser.add_argument("--watchers", type=int, default=0,
                         help="dashboards reading /api/events meanwhile (default 0)")
+    parser.add_argument("--db", default=None,
+                        help="a PostgreSQL URL (a fresh schema of it); default a SQLite file")
+    parser.add_argument("--receivers", type=int, default=1,
+                        help="receiver processes on the database (PostgreSQL; default 1)")
+    parser.add_argument("--batches", default=f"1,{BATCH}",
+                        help=f"events per POST, comma-separated (default 1,{BATCH})")
+    parser.add_argument("--fleet", action="store_true", help="issue 9's scenario (see above)")
+    parser.add_argument("--fleet-jobs", type=int, default=50)
+    parser.add_argument("--fleet-tests", type=int, default=500)
+    parser.add_argument("--fleet-dashboards", type=int, default=100)
     args = parser.parse_args(argv)
+    if args.receivers > 1 and args.db is None:
+        parser.error("--receivers above 1 needs --db postgresql://... (SQLite is one process's)")
     seconds = 3.0 if args.quick else args.seconds
-    cases = [Case(int(n), batch) for batch in (1, BATCH) for n in args.clients.split(",")]
+    cases = [Case(int(n), int(batch)) for batch in args.batches.split(",")
+             for n in args.clients.split(",")]
+    fleet = Fleet(args.fleet_jobs, args.fleet_tests, args.fleet_dashboards)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_server(Path(tmp) / "bench.sqlite3")
+        drop = None
+        if args.db is not None:
+            db, drop = fresh_schema(args.db)
+            kind = f"PostgreSQL, {args.receivers} receiver process(es)"
+        else:
+            db, kind = str(Path(tmp) / "bench.sqlite3"), "SQLite, 1 receiver process"
+        procs: list[subprocess.Popen[str]] = []
         try:
-            for case in cases:
-                cpu = cpu_seconds(proc.pid)
-                asyncio.run(run_case(port, case, seconds, args.watchers))
-                case.server_cpu = cpu_seconds(proc.pid) - cpu
-                print(f"  done: {case.clients} clients x {case.batch} events/POST", file=sys.stderr)
+            ports = []
+            for _ in range(args.receivers):
+                proc, port = start_server(db)
+                procs.append(proc)
+                ports.append(port)
+            if args.fleet:
+                cpu = sum(cpu_seconds(p.pid) for p in procs)
+                asyncio.run(fleet_case(ports, fleet))
+                fleet.server_cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu
+            else:
+                for case in cases:
+                    cpu = sum(cpu_seconds(p.pid) for p in procs)
+                    asyncio.run(run_case(ports, case, seconds, args.watchers))
+                    case.server_cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu
+                    print(f"  done: {case.clients} clients x {case.batch} events/POST",
+                          file=sys.stderr)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
+                if proc.stdout is not None:
+                    proc.stdout.close()
+            if drop is not None:
+                drop()
+    if args.fleet:
+        return report_fleet(fleet, kind)
     watching = f", {args.watchers} dashboard(s) watching" if args.watchers else ""
-    print(f"\nIngest into pytest-rt serve (SQLite), {seconds:g} s per case{watching}\n")
+    print(f"\nIngest into pytest-rt serve ({kind}), {seconds:g} s per case{watching}\n")
     print("| clients | events/POST | POSTs | events | events/s | p99 latency "
           "| server CPU/event | count check |")
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -250,6 +408,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {c.clients} x {c.batch}: each dashboard got {per:,.0f} messages"
                   f" for {c.events:,} events")
     return 0 if all(c.check.startswith("ok") for c in cases) else 1
+
+
+def report_fleet(fleet: Fleet, kind: str) -> int:
+    expected = fleet.jobs * (2 + 2 * fleet.tests)
+    ordered = sorted(fleet.latencies)
+    p99 = 1000 * ordered[int(len(ordered) * 0.99)] if ordered else 0.0
+    complete = sum(1 for n in fleet.received if n == expected)
+    print(f"\n{fleet.jobs} pytest-like runs of {fleet.tests} tests at once into {kind}, "
+          f"{fleet.dashboards} dashboards watching\n")
+    print(f"- events: {fleet.events:,} sent and acknowledged in {fleet.elapsed:.1f} s: "
+          f"{fleet.events / fleet.elapsed:,.0f} events/s; {len(ordered):,} POSTs, p99 "
+          f"{p99:.0f} ms; {fleet.errors} refused and retried")
+    print(f"- stored: {fleet.stored_ok} of {fleet.jobs} jobs finished with all their tests")
+    print(f"- dashboards: {complete} of {fleet.dashboards} got all {expected:,} changes "
+          f"(fewest {min(fleet.received):,}, most {max(fleet.received):,})")
+    print(f"- receivers' CPU: {fleet.server_cpu:.1f} s; load average at the end "
+          f"{os.getloadavg()[0]:.2f} (2 cores)")
+    ok = fleet.stored_ok == fleet.jobs and complete == fleet.dashboards
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -146,4 +146,4 @@ def test_no_request_makes_the_api_fail(sqlite_store: Store) -> None:
 
         call()
         checked.append(f"{operation.method.upper()} {operation.path}")
-    assert len(checked) == 6, checked  # with DELETE /api/jobs/{job_id}
+    assert len(checked) == 7, checked  # with DELETE /api/jobs/{job_id} and junit.xml

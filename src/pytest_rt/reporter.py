@@ -166,7 +166,8 @@ class Reporter:
             self._start_run([])
         result = self.open[nodeid] = TestResult(nodeid, worker)
         self.started += 1
-        self._emit(events.start_test_item(self.job, nodeid, self._uuid(nodeid), worker))
+        uuid_ = self.uuids.get(nodeid) or self._uuid(nodeid)
+        self._emit(events.start_test_item(self.job, nodeid, uuid_, worker))
         return result
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -175,7 +176,10 @@ class Reporter:
             result = self._open(report.nodeid, _worker_of(report))
         if self.distributed and result.worker is None:  # only xdist's reports name one
             result.worker = _worker_of(report)
-        result.add(report)
+        if str(report.outcome) == "rerun":  # pytest-rerunfailures' own outcome (not in the type)
+            result.add(report)
+        else:  # TestResult.add's common case, without the call: three times per test
+            result.reports.append(report)
         if report.when not in ("setup", "call", "teardown") and not result.rerun_pending:
             self._close(result)  # a crashed worker sends no logfinish
 
@@ -285,7 +289,8 @@ def _marker_names(item: pytest.Item) -> list[str]:
     names: set[str] = set()
     node: Any = item
     while node is not None:
-        names.update(mark.name for mark in node.own_markers)
+        for mark in node.own_markers:  # (a generator per node costs more than this loop)
+            names.add(mark.name)
         node = node.parent
     return sorted(names)
 

@@ -153,7 +153,9 @@ async def client(port: int, case: Case, job_id: str, counter: itertools.count[in
 
 
 async def watch(port: int, received: list[int], stop: asyncio.Event) -> None:
-    """A dashboard: reads /api/events until told to stop, counting the messages."""
+    """A dashboard: reads /api/events until told to stop, counting the messages in
+    ``received[0]``; ``received[1]`` becomes 1 if the receiver ended the stream (it does
+    so to a dashboard 10,000 messages behind: the browser reconnects and reloads)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     tail = b""  # a message's "data: " may straddle two reads
@@ -164,6 +166,7 @@ async def watch(port: int, received: list[int], stop: asyncio.Event) -> None:
             except asyncio.TimeoutError:
                 continue
             if not chunk:
+                received[1:] = [1]
                 break
             received[0] += (tail + chunk).count(b"data: ")
             tail = chunk[-5:]
@@ -182,7 +185,7 @@ async def run_case(ports: list[int], case: Case, seconds: float, watchers: int =
     await conn.close()  # idle for the whole case: the server's keep-alive would drop it
     counter = itertools.count()
     stop_watching = asyncio.Event()
-    received = [0]
+    received = [0, 0]
     watching = [asyncio.create_task(watch(port, received, stop_watching)) for _ in range(watchers)]
     await asyncio.sleep(0.2 if watchers else 0)
     begin = time.perf_counter()
@@ -240,6 +243,7 @@ class Fleet:
     elapsed: float = 0.0
     server_cpu: float = 0.0
     received: list[int] = field(default_factory=list)  # messages per dashboard
+    dropped: int = 0  # dashboards the receivers disconnected (they fell too far behind)
     stored_ok: int = 0  # jobs stored whole, finished
 
 
@@ -285,7 +289,7 @@ async def fleet_run(port: int, fleet: Fleet, index: int, rng_seed: int) -> None:
 async def fleet_case(ports: list[int], fleet: Fleet) -> None:
     stop = asyncio.Event()
     fleet.received = [0] * fleet.dashboards
-    counters = [[0] for _ in range(fleet.dashboards)]
+    counters = [[0, 0] for _ in range(fleet.dashboards)]
     watching = [asyncio.create_task(watch(ports[i % len(ports)], counters[i], stop))
                 for i in range(fleet.dashboards)]
     await asyncio.sleep(1.0)  # every stream open before the first event
@@ -295,11 +299,12 @@ async def fleet_case(ports: list[int], fleet: Fleet) -> None:
     fleet.elapsed = time.perf_counter() - begin
     expected = fleet.jobs * (2 + 2 * fleet.tests)
     deadline = time.monotonic() + 60  # let the dashboards drain their queues
-    while time.monotonic() < deadline and min(c[0] for c in counters) < expected:
+    while time.monotonic() < deadline and any(c[0] < expected and not c[1] for c in counters):
         await asyncio.sleep(0.2)
     stop.set()
     await asyncio.gather(*watching)
     fleet.received = [c[0] for c in counters]
+    fleet.dropped = sum(c[1] for c in counters)
     conn = await Connection.open(ports[0])
     try:
         for index in range(fleet.jobs):
@@ -422,7 +427,8 @@ def report_fleet(fleet: Fleet, kind: str) -> int:
           f"{p99:.0f} ms; {fleet.errors} refused and retried")
     print(f"- stored: {fleet.stored_ok} of {fleet.jobs} jobs finished with all their tests")
     print(f"- dashboards: {complete} of {fleet.dashboards} got all {expected:,} changes "
-          f"(fewest {min(fleet.received):,}, most {max(fleet.received):,})")
+          f"(fewest {min(fleet.received):,}, most {max(fleet.received):,}); "
+          f"{fleet.dropped} disconnected for falling 10,000 messages behind")
     print(f"- receivers' CPU: {fleet.server_cpu:.1f} s; load average at the end "
           f"{os.getloadavg()[0]:.2f} (2 cores)")
     ok = fleet.stored_ok == fleet.jobs and complete == fleet.dashboards

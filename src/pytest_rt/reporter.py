@@ -151,6 +151,7 @@ class Reporter:
             with contextlib.suppress(Exception):  # a read-only cache directory
                 cache.set(key, {**known, self.settings.url: dashboard})
         if isinstance(dashboard, str) and dashboard.startswith(("http://", "https://")):
+            self.dashboard = dashboard
             self.live_url = f"{dashboard}jobs/{urllib.parse.quote(self.job.job_id, safe='')}"
             self._say(f"live at {self.live_url}", yellow=False)
 
@@ -236,8 +237,12 @@ class Reporter:
         branch = (self.ci or {}).get("branch")
         title = " · ".join(filter(None, ["pytest-rt", self.settings.project, branch]))
         failed = sum(self.counts[name] for name in events.FAILED)
+        new: set[str] = set()
+        if failed and self.dashboard is not None and self.report and not self.report.undelivered:
+            new = github.new_failures(self.dashboard, self.job.job_id)
         text = github.markdown(title=title, counts=self.counts, total=self.total,
-                               live_url=self.live_url, failures=self.failures, failed=failed)
+                               live_url=self.live_url, failures=self.failures, failed=failed,
+                               new=new)
         if problem := github.append(text):
             self._say(problem)
 
@@ -256,6 +261,7 @@ class Reporter:
 
     total: int = 0
     live_url: str | None = None
+    dashboard: str | None = None  # the receiver's, as announced: its API is beside it
     ci: dict[str, str | None] | None = None
 
 

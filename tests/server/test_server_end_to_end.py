@@ -104,3 +104,21 @@ def test_a_pytest_run_arrives_whole(
     else:
         assert tests["test_e2e.py::test_passes"]["description"] == "Adds up."
     assert history.json()["results"][0]["job_id"] == job_id
+
+
+def test_the_github_summary_lists_new_failures_first(
+    pytester: pytest.Pytester, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    args = ["--rt", "--rt-url", f"{live_server.url}/loader", "--rt-project", "gh-summary",
+            "--rt-spool", str(pytester.path / ".spool"), "-p", "no:cacheprovider"]
+    pytester.makepyfile(test_s="def test_a():\n    assert 0\n\ndef test_b():\n    pass\n")
+    pytester.runpytest_subprocess(*args, timeout=120).assert_outcomes(failed=1, passed=1)
+    summary.write_text("")
+    pytester.makepyfile(test_s="def test_a():\n    assert 0\n\ndef test_b():\n    assert 0\n")
+    pytester.runpytest_subprocess(*args, timeout=120).assert_outcomes(failed=2)
+    text = summary.read_text()
+    assert "Failures (2, 1 new):" in text
+    listed = [line for line in text.splitlines() if line.startswith("test_s.py::")]
+    assert listed == ["test_s.py::test_b  [new]", "test_s.py::test_a"]

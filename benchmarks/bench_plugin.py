@@ -216,7 +216,8 @@ def count_instructions(suite: Path, args: list[str], out: Path) -> tuple[int, in
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONHASHSEED"] = "0"  # the same dict layouts every time: the same count
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=suite.parent)
-    if proc.returncode not in (0, 1) or "not delivered" in proc.stdout:
+    undelivered = "not delivered" in proc.stdout and "rt-down" not in out.name
+    if proc.returncode not in (0, 1) or undelivered:
         raise SystemExit(f"pytest under valgrind failed:\n{proc.stdout[-2000:]}"
                          f"{proc.stderr[-2000:]}")
     totals = []

@@ -82,8 +82,8 @@ class Builder:
     def has(self, table: str, column: str) -> bool:
         return column in self.columns.get(table, [])
 
-    def job_row(self, job_id: str, status: str, start: float, stop: float | None,
-                tests: int) -> dict[str, Any]:
+    def job_row(self, job_id: str, status: str, start: float,
+                stop: float | None) -> dict[str, Any]:
         heard = self.now if status == "running" else stop
         return {
             "job_id": job_id, "status": status, "env": "CI", "custom_id": None,
@@ -136,8 +136,7 @@ class Builder:
             if running:
                 self.running_ids.append(job_id)
             stop = None if running else start + 120
-            jobs.append(self.job_row(job_id, "running" if running else "passed", start, stop,
-                                     self.per_job))
+            jobs.append(self.job_row(job_id, "running" if running else "passed", start, stop))
             runs.append({"job_id": job_id, "run_id": "r", "started": True,
                          "stopped": not running, "start_time": start, "stop_time": stop})
             tests.extend(self.test_rows(job_id, start, self.per_job, running, first=j))
@@ -149,7 +148,7 @@ class Builder:
             start = self.now - 3600
             self.big_ids[status] = job_id
             jobs.append(self.job_row(job_id, status, start, None if status == "running"
-                                     else start + 3000, BIG_JOB_TESTS))
+                                     else start + 3000))
             runs.append({"job_id": job_id, "run_id": "r", "started": True,
                          "stopped": status != "running", "start_time": start})
             tests.extend(self.test_rows(job_id, start, BIG_JOB_TESTS, status == "running"))

@@ -50,8 +50,10 @@ class Reporter:
 
     # -- lifecycle --------------------------------------------------------------------
 
+    # Hook implementations take only the arguments they use (pluggy passes just those).
+
     @pytest.hookimpl(trylast=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
+    def pytest_sessionstart(self) -> None:
         self.distributed = self.config.pluginmanager.getplugin("dsession") is not None
         try:
             self.delivery = Delivery(self.settings, self.job.run_id)
@@ -157,7 +159,7 @@ class Reporter:
 
     # -- tests ------------------------------------------------------------------------
 
-    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
         if nodeid in self.open:
             return  # pytest-rerunfailures' next attempt: still the same test
         self._open(nodeid, self.worker_hint)
@@ -184,7 +186,7 @@ class Reporter:
         if report.when not in ("setup", "call", "teardown") and not result.rerun_pending:
             self._close(result)  # a crashed worker sends no logfinish
 
-    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
         result = self.open.get(nodeid)
         if result is None:
             return

@@ -276,67 +276,104 @@ def _patterns(values: list[str], where: str) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
+Resolved = dict[str, Any]  # Settings' fields, by name, as a part of resolve() finds them
+
+
 def resolve(config: pytest.Config) -> Settings:
     """Resolve every option into Settings; raise pytest.UsageError on a bad value."""
     src = _Sources(config)
-    kw: dict[str, Any] = {}
+    kw: Resolved = {}
+    for part in (_where, _identity, _delivery, _security, _messages):
+        kw.update(part(src))
+    return Settings(**kw)
 
+
+
+def _where(src: _Sources) -> Resolved:
+    """Where events go, and whether problems are shown."""
+    out: Resolved = {}
     found = src.get("rt_url", env="PYTEST_RT_URL", ini="rt_url", conftest="endpoint")
-    kw["url"] = _url(found[0], found[1]) if found else DEFAULT_URL
-    if found := src.get("rt_env", env="PYTEST_RT_ENV", ini="rt_env"):
-        kw["env"] = str(found[0])
+    out["url"] = _url(found[0], found[1]) if found else DEFAULT_URL
     if found := src.get("rt_show_errors", ini="rt_show_errors", conftest="show_errors"):
-        kw["show_errors"] = _bool(*found)
+        out["show_errors"] = _bool(*found)
+    return out
+
+
+def _identity(src: _Sources) -> Resolved:
+    """What the job is: its id, names, data, shards, and where its id is written."""
+    config = src.config
+    out: Resolved = {}
+    if found := src.get("rt_env", env="PYTEST_RT_ENV", ini="rt_env"):
+        out["env"] = str(found[0])
     if found := src.get("rt_job_id", env="PYTEST_RT_JOB_ID"):
         if not _JOB_ID.match(str(found[0])):
             raise _usage(found[1], found[0], "must be 1-128 letters, digits or . _ : -")
-        kw["job_id"] = str(found[0])
+        out["job_id"] = str(found[0])
     if found := src.get("rt_custom_id"):
-        kw["custom_id"] = str(found[0])
+        out["custom_id"] = str(found[0])
     found = src.get("rt_project", env="PYTEST_RT_PROJECT", ini="rt_project")
-    kw["project"] = str(found[0]).strip()[:200] if found else config.rootpath.name
+    out["project"] = str(found[0]).strip()[:200] if found else config.rootpath.name
     if found := src.get("rt_shards", env="PYTEST_RT_SHARDS"):
-        kw["shards"] = int(_number(*found, low=1, integer=True, high=10_000))
-        if "job_id" not in kw:  # each shard would start a job of its own
+        out["shards"] = int(_number(*found, low=1, integer=True, high=10_000))
+        if "job_id" not in out:  # each shard would start a job of its own
             raise _usage(found[1], found[0], "needs --rt-job-id (or PYTEST_RT_JOB_ID) "
                          "shared by the shards")
     if found := src.get("rt_custom_data"):
-        kw["custom_data"] = _custom_data(*found)
-    kw["job_report"] = bool(config.getoption("rt_job_report"))
+        out["custom_data"] = _custom_data(*found)
+    out["job_report"] = bool(config.getoption("rt_job_report"))
     if config.getoption("rt_job_file"):
-        kw["job_file"] = Path(config.getoption("rt_job_file"))
+        out["job_file"] = Path(config.getoption("rt_job_file"))
     elif config.getoption("rt_return_job"):
-        kw["job_file"] = Path(JOB_FILE)
+        out["job_file"] = Path(JOB_FILE)
+    return out
+
+
+def _delivery(src: _Sources) -> Resolved:
+    """How long to wait, where to keep what waits, how to send."""
+    config = src.config
+    out: Resolved = {"batch": config.getoption("rt_batch")}
     if found := src.get("rt_flush_timeout", env="PYTEST_RT_FLUSH_TIMEOUT", ini="rt_flush_timeout"):
-        kw["flush_timeout"] = _number(*found, low=0)
+        out["flush_timeout"] = _number(*found, low=0)
     if found := src.get("rt_timeout", ini="rt_timeout"):
-        kw["timeout"] = _number(*found, low=0.05)
+        out["timeout"] = _number(*found, low=0.05)
     if found := src.get("rt_spool", env="PYTEST_RT_SPOOL", ini="rt_spool"):
-        kw["spool_dir"] = Path(os.path.expanduser(str(found[0])))
+        out["spool_dir"] = Path(os.path.expanduser(str(found[0])))
     else:
-        kw["spool_dir"] = config.rootpath / DEFAULT_SPOOL
-    kw["batch"] = config.getoption("rt_batch")
+        out["spool_dir"] = config.rootpath / DEFAULT_SPOOL
+    return out
+
+
+def _security(src: _Sources) -> Resolved:
+    """Credentials, headers and TLS; secrets are never shown in a message."""
+    config = src.config
+    out: Resolved = {}
     if found := src.get("rt_token", env="PYTEST_RT_TOKEN"):
         # A token read from a file or a secret store often ends in a newline.
         token = str(found[0]).strip()
         if any(c in token for c in "\r\n\0"):
             raise pytest.UsageError(f"pytest-rt: {found[1]}: the token contains a line break "
                                     "(not shown: it is a secret)")
-        kw["token"] = token
-    kw["headers"] = parse_headers(config.getoption("rt_header"))
+        out["token"] = token
+    out["headers"] = parse_headers(config.getoption("rt_header"))
     if found := src.get("rt_ca_bundle"):
         path = Path(str(found[0]))
         if not path.is_file():
             raise _usage(found[1], str(path), "is not a file")
-        kw["ca_bundle"] = path
-    kw["insecure"] = bool(config.getoption("rt_insecure"))
+        out["ca_bundle"] = path
+    out["insecure"] = bool(config.getoption("rt_insecure"))
+    return out
+
+
+def _messages(src: _Sources) -> Resolved:
+    """What leaves the process of a test's text, and the summaries."""
+    config = src.config
+    out: Resolved = {"ci_summary": bool(config.getoption("rt_ci_summary"))}
     if found := src.get("rt_max_msg", ini="rt_max_msg"):
-        kw["max_msg"] = int(_number(*found, low=100, integer=True, high=10**9))
+        out["max_msg"] = int(_number(*found, low=100, integer=True, high=10**9))
     if found := src.get("rt_capture", ini="rt_capture"):
         if str(found[0]).strip() not in ("failed", "all", "none"):
             raise _usage(found[1], found[0], "must be one of failed, all, none")
-        kw["capture"] = str(found[0]).strip()
-    kw["ci_summary"] = bool(config.getoption("rt_ci_summary"))
+        out["capture"] = str(found[0]).strip()
     redact = list(config.getoption("rt_redact")) or list(config.getini("rt_redact"))
-    kw["redact"] = _patterns(redact, "--rt-redact")
-    return Settings(**kw)
+    out["redact"] = _patterns(redact, "--rt-redact")
+    return out

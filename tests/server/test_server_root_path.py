@@ -34,7 +34,9 @@ class _Links(HTMLParser):
         super().__init__()
         self.urls: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def handle_starttag(
+        self, tag: str, attrs: list[tuple[str, str | None]]  # noqa: ARG002 - HTMLParser's
+    ) -> None:
         for name, value in attrs:
             if name in ("href", "src") and value is not None:
                 self.urls.append(value)

@@ -266,7 +266,7 @@ def _page_routes(app: FastAPI, static_dir: Path) -> None:
         return page("index.html")
 
     @app.get("/jobs/{job_id:path}", include_in_schema=False)
-    async def job_page(job_id: str) -> Response:
+    async def job_page(job_id: str) -> Response:  # noqa: ARG001 - the route's path parameter
         return page("job.html")
 
     @app.get("/tests", include_in_schema=False)

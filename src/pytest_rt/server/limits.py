@@ -96,86 +96,90 @@ class BodyBudget:
         self.used -= size
 
 
-class _Bounds:
-    """What a bounded protocol class knows: its limits and the per-server state."""
+class _Bounded:
+    """Head deadlines and a connection cap, mixed into uvicorn's HTTP protocol class by
+    bounded_protocol(). The attributes below are uvicorn's (its protocol instances')."""
 
-    head_timeout: float
+    head_timeout: float  # set by bounded_protocol()
     max_connections: int
+    cycle: Any
+    connections: Any
+    loop: Any
+    transport: Any
+    # Set when the connection began to wait for a request head; None while a request
+    # is being read or answered.
+    _waiting_since: float | None = None
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._wait_for_head()
+        if len(self.connections) > self.max_connections:
+            self._make_room()
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        idle = before is None or before.response_complete
+        super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not before:  # a head is complete: the request runs
+            self._head_done()
+            return
+        if not idle:  # body bytes of the request in progress
+            return
+        if self._waiting_since is None:  # the first bytes of the next request
+            self._wait_for_head()
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_done()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _wait_for_head(self) -> None:
+        self._waiting_since = time.monotonic()
+        self._head_bytes = 0
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_late)
+
+    def _head_done(self) -> None:
+        self._waiting_since = None
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _evictable_since(self) -> float | None:
+        """When this connection began to wait (for a head, or idle), or None if busy."""
+        if self._waiting_since is not None:
+            return self._waiting_since
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return 0.0  # kept alive and idle: the first to go
+        return None
+
+    def _make_room(self) -> None:
+        victim, oldest = None, None
+        for conn in self.connections:
+            if conn is self or conn.transport.is_closing():
+                continue
+            since = getattr(conn, "_evictable_since", lambda: None)()
+            if since is not None and (oldest is None or since < oldest):
+                victim, oldest = conn, since
+        (victim or self).transport.close()
 
 
 def bounded_protocol(head_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol (httptools when installed, else h11) with head deadlines
     and a connection cap."""
     base: Any = HttpToolsProtocol if HttpToolsProtocol is not None else H11Protocol
-
-    class BoundedProtocol(base):  # type: ignore[misc]
-        # Set when the connection began to wait for a request head; None while a request
-        # is being read or answered.
-        _waiting_since: float | None = None
-        _head_timer: asyncio.TimerHandle | None = None
-        _head_bytes = 0
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._wait_for_head()
-            if len(self.connections) > max_connections:
-                self._make_room()
-
-        def data_received(self, data: bytes) -> None:
-            before = self.cycle
-            idle = before is None or before.response_complete
-            super().data_received(data)
-            if self.cycle is not before:  # a head is complete: the request runs
-                self._head_done()
-                return
-            if not idle:  # body bytes of the request in progress
-                return
-            if self._waiting_since is None:  # the first bytes of the next request
-                self._wait_for_head()
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-                self.transport.close()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._head_done()
-            super().connection_lost(exc)
-
-        def _wait_for_head(self) -> None:
-            self._waiting_since = time.monotonic()
-            self._head_bytes = 0
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-            self._head_timer = self.loop.call_later(head_timeout, self._head_late)
-
-        def _head_done(self) -> None:
-            self._waiting_since = None
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_late(self) -> None:
-            self._head_timer = None
-            if not self.transport.is_closing():
-                self.transport.close()
-
-        def _evictable_since(self) -> float | None:
-            """When this connection began to wait (for a head, or idle), or None if busy."""
-            if self._waiting_since is not None:
-                return self._waiting_since
-            cycle = self.cycle
-            if cycle is None or cycle.response_complete:
-                return 0.0  # kept alive and idle: the first to go
-            return None
-
-        def _make_room(self) -> None:
-            victim, oldest = None, None
-            for conn in self.connections:
-                if conn is self or conn.transport.is_closing():
-                    continue
-                since = getattr(conn, "_evictable_since", lambda: None)()
-                if since is not None and (oldest is None or since < oldest):
-                    victim, oldest = conn, since
-            (victim or self).transport.close()
-
-    BoundedProtocol.__name__ = BoundedProtocol.__qualname__ = f"Bounded{base.__name__}"
-    return BoundedProtocol
+    name = f"Bounded{base.__name__}"
+    made: type[asyncio.Protocol] = type(name, (_Bounded, base), {
+        "head_timeout": head_timeout, "max_connections": max_connections})
+    return made

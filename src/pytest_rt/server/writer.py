@@ -256,7 +256,7 @@ def apply_events(
         found = select(j.c.job_id, j.c.status).where(j.c.job_id.in_(unknown))
         result.statuses.update((job_id, status) for job_id, status in conn.execute(found))
         job_ids = [job_id for job_id in job_ids if job_id in result.statuses]
-    _hear(conn, job_ids, now, cache, result)
+    _hear(conn, job_ids, now, cache)
     run_starts = [e for e in fresh if isinstance(e, RunStart)]
     starts = [e for e in fresh if isinstance(e, ItemStart)]
     stops = [e for e in fresh if isinstance(e, ItemStop)]
@@ -513,9 +513,7 @@ def _record_durations(conn: Connection, stmts: Statements, stops: list[ItemStop]
         stmts.fast_stats.run(conn, rows)
 
 
-def _hear(
-    conn: Connection, job_ids: list[str], now: float, cache: JobCache, result: WriteResult
-) -> None:
+def _hear(conn: Connection, job_ids: list[str], now: float, cache: JobCache) -> None:
     """Record that the receiver heard of these jobs (at most every HEARD_PRECISION s)."""
     stale = []
     for job_id in job_ids:

@@ -127,7 +127,7 @@ class Delivery:
         except KeyboardInterrupt:  # Ctrl-C while waiting: stop waiting, keep the rest
             self.sender.stats.problem("delivery cut short by Ctrl-C")
         if self.thread.is_alive():  # a request still hanging: cut it
-            self.sender.stopped = True
+            self.sender.halt()
             self.transport.abort()
             with contextlib.suppress(KeyboardInterrupt):
                 self.thread.join(2.0)

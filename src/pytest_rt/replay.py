@@ -128,8 +128,7 @@ def replay_one(path: Path, given: Overrides, timeout: float) -> int:
         progress = _progress(total, journal.acked)
         sender = Sender.to(target, journal, batch=None, start=journal.acked, produced=total,
                            on_ack=progress)
-        sender.close(timeout)
-        sender.run()
+        sender.drain(timeout)
         sender.transport.close()
         journal.save_acked()
         progress(sender.acked, final=True)

@@ -119,6 +119,16 @@ class Sender:
             self._woken = True
             self.wake.set()
 
+    def drain(self, timeout: float) -> None:
+        """Deliver everything there is, in this thread, for at most timeout seconds
+        (`pytest-rt replay`: nothing more will be produced)."""
+        self.close(timeout)
+        self.run()
+
+    def halt(self) -> None:
+        """From another thread, past the deadline: send nothing more."""
+        self.stopped = True
+
     def close(self, timeout: float) -> None:
         """Ask run() to deliver what is left within timeout seconds, then return."""
         self.deadline = time.monotonic() + timeout

@@ -3,10 +3,10 @@
 The stream (``GET /api/events?job=ID``) is opened *before* the job is read
 (``GET /api/jobs/ID``), so no change can fall between the two: whatever
 happened before is in the snapshot, whatever happens after is on the stream.
-Each message carries the whole Job, so the counts and the ETA shown are the
-receiver's. The stream has no replay (no event ids), so after a drop the
-watcher opens it again and reads the job again, printing only failures it has
-not printed yet.
+Each message carries the whole Job (one message per job per short window, with
+the tests that moved in it), so the counts and the ETA shown are the receiver's.
+The stream has no replay (no event ids), so after a drop the watcher opens it
+again and reads the job again, printing only failures it has not printed yet.
 
 Node ids and messages come from the tests: they are printed as text, never as
 rich markup, and control characters (ANSI escapes, carriage returns, bidi
@@ -574,9 +574,15 @@ class Follower:
             job = self.receiver.job(self.job_id)  # abandoned jobs come without their Job
         if not isinstance(job, dict):
             return False, None
-        test = message.get("test")
-        if kind == "test_finished" and isinstance(test, dict):
-            self.show_test(test)
+        # A message carries each test that moved in its window (``tests``); a receiver
+        # before the coalesced stream sent one ``test`` a message.
+        tests = message.get("tests")
+        if not isinstance(tests, list):
+            test = message.get("test")
+            tests = [test] if kind == "test_finished" else []
+        for test in tests:
+            if isinstance(test, dict):
+                self.show_test(test)
         self.show_job(job)
         return job.get("status") in ENDED, job
 

@@ -89,20 +89,25 @@ def test_the_event_stream_shows_each_change(live_server: LiveServer) -> None:
         client.post("/loader", json=run.start("a::t1"))
         client.post("/loader", json=run.stop("a::t1", "failed", msg="boom"))
         client.post("/loader", json=run.stop_run(exitstatus=1))
-    kinds = [one_job.next() for _ in range(4)]
-    assert [m["kind"] for m in kinds] == [
-        "job_started", "test_started", "test_finished", "job_finished",
-    ]
-    started, finished = kinds[1], kinds[2]
-    assert started["nodeid"] == "a::t1" and started["test"]["status"] == "running"
-    assert started["job"]["counts"]["running"] == 1
-    assert finished["test"]["status"] == "failed" and finished["test"]["msg"] == "boom"
-    assert finished["job"]["counts"]["failed"] == 1
-    assert kinds[0]["test"] is None and kinds[0]["nodeid"] is None
-    assert kinds[3]["job"]["status"] == "failed"
-    assert all(m["job_id"] == run.job_id for m in kinds)
-    seen = [everything.next() for _ in range(5)]
+    # Coalesced: one message per job per window, with the tests that moved in it.
+    mine = [one_job.next()]
+    while "job_finished" not in mine[-1]["kinds"]:
+        mine.append(one_job.next())
+    kinds = [k for m in mine for k in m["kinds"]]
+    assert kinds == ["job_started", "test_started", "test_finished", "job_finished"]
+    assert all(m["job_id"] == run.job_id for m in mine)
+    tests = {t["nodeid"]: t for m in mine for t in m["tests"]}
+    assert tests["a::t1"]["status"] == "failed" and tests["a::t1"]["msg"] == "boom"
+    assert mine[-1]["kind"] == "job_finished" and mine[-1]["job"]["status"] == "failed"
+    assert mine[-1]["job"]["counts"]["failed"] == 1
+    # The jobs list gets each job's changes, without tests.
+    seen = [everything.next()]
+    while not any(m["job_id"] == run.job_id and "job_finished" in m["kinds"] for m in seen) or (
+        not any(m["job_id"] == other.job_id for m in seen)
+    ):
+        seen.append(everything.next())
     assert {m["job_id"] for m in seen} == {run.job_id, other.job_id}
+    assert not any("tests" in m for m in seen)
     assert one_job.messages.empty()
     live_server.stop()
     assert one_job.ended.wait(5) and everything.ended.wait(5)

@@ -401,8 +401,10 @@ class FakeReceiver:
         return {"job": self.job(), "tests": tests, "tests_total": len(tests)}
 
     def message(self, kind: str = "test_finished") -> bytes:
-        data = {"kind": kind, "job_id": "J", "nodeid": "t.py::test_f",
-                "job": self.job(), "test": self.failed_test()}
+        # The receiver's shape: one message per job per window, with the tests that moved.
+        tests = [self.failed_test()] if kind == "test_finished" else []
+        data = {"kind": kind, "kinds": [kind], "job_id": "J", "job": self.job(),
+                "tests": tests}
         return f"data: {json.dumps(data)}\n\n".encode()
 
     def close(self) -> None:

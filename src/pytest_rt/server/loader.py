@@ -197,9 +197,11 @@ class Loader:
         result = self.store.write(events)
         if self.store.shared:
             return result  # every receiver's dashboards hear it through NOTIFY (notify.py)
-        if result.changes and self.hub.wants(job_id for _, job_id, _ in result.changes):
+        # Only what a subscriber gets is read: no test rows for the jobs list alone.
+        changes = self.hub.relevant(result.changes) if result.changes else []
+        if changes:
             try:
-                encoded = encode_changes(self.store.change_messages(result.changes))
+                encoded = encode_changes(self.store.change_messages(changes))
             except Exception:  # noqa: BLE001
                 # Committed already: a row stored before the ingest limits (a value too
                 # deep to encode) may cost the dashboards one update, never the POST.

@@ -11,7 +11,8 @@ A notification carries only ids, ``[[kind, job id, test key], ...]``: PostgreSQL
 refuses payloads of 8,000 bytes or more, so a large write's changes are sent in
 chunks, and each listener reads the snapshots it publishes from the database (one
 Job object per job per batch of notifications: under load, notifications that
-queue up while a batch is read are merged into the next one). If the listening
+queue up while a batch is read are merged into the next one; tests only of the jobs
+a dashboard follows), and its hub coalesces them per job (sse.py). If the listening
 connection drops, notifications are lost: the dashboards are disconnected when it
 is back, and their EventSource reconnects and reloads.
 
@@ -176,7 +177,8 @@ class Listener:
             for payload in batch:
                 if isinstance(payload, str):
                     changes.extend(tuple(item) for item in json.loads(payload))
-            if not changes or not self.hub.wants(job_id for _, job_id, _ in changes):
+            changes = self.hub.relevant(changes)  # no test rows for the jobs list alone
+            if not changes:
                 continue
             try:
                 encoded = encode_changes(messages_for(self.store, changes))

@@ -573,15 +573,17 @@ function onEvent(event) {
   if (state.deleted) return;
   const first = state.job === null;
   setJob(event.job, nowSeconds());
-  if (event.test) {
-    upsertTest(event.test, { live: true });
-    if (["failed", "error"].includes(event.test.status)) markSoon();
+  // One message per job per short window: each test that moved, in its latest state.
+  for (const test of event.tests || []) {
+    upsertTest(test, { live: true });
+    if (["failed", "error"].includes(test.status)) markSoon();
   }
   refresh();
   // The first sign of a job this page waited for, or another shard of it
   // joining: fetch the list of tests (events carry only the tests that move).
   // A job that ended (or was abandoned) shows its running tests as aborted: fetch them.
-  if (first || event.kind === "job_started" || event.kind === "job_finished") sync();
+  const kinds = event.kinds || [event.kind];
+  if (first || kinds.includes("job_started") || kinds.includes("job_finished")) sync();
 }
 
 function setup() {

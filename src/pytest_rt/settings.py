@@ -83,73 +83,133 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
+@dataclass(frozen=True)
+class Option:
+    """One option in all its spellings: addoption, addini, the resolution's lookups and
+    the README's options table are all made from OPTIONS (tests/plugin/test_options.py
+    fails when the README's table is not the one this makes)."""
+
+    flags: tuple[str, ...]  # the first is the option's name in messages
+    dest: str
+    meaning: str  # the README's text, and the start of --help's
+    metavar: str | None = None  # None: a flag taking no value
+    negative: str | None = None  # a second flag storing False in the same dest
+    ini: str | None = None
+    ini_lines: bool = False  # the ini value is one entry per line
+    env: str | None = None
+    conftest: str | None = None  # the seed's conftest.py variable
+    default: str = ""  # as the README shows it
+    repeat: bool = False  # may be given several times
+
+    @property
+    def name(self) -> str:
+        """How messages name it: the long spelling (--rt-env, not --rte)."""
+        long = "--" + self.dest.replace("_", "-")
+        return long if long in self.flags else self.flags[0]
+
+    def addoption(self, group: Any) -> None:
+        where = [f"env {self.env}"] if self.env else []
+        where += [f"ini {self.ini}"] if self.ini else []
+        where += [f"conftest {self.conftest}"] if self.conftest else []
+        text = self.meaning.replace("`", "") + (f" ({', '.join(where)})" if where else "")
+        if self.default:
+            text += f". Default: {self.default.replace('`', '')}"
+        if self.repeat:
+            group.addoption(*self.flags, dest=self.dest, action="append", default=[],
+                            metavar=self.metavar, help=text)
+        elif self.metavar is not None:
+            group.addoption(*self.flags, dest=self.dest, metavar=self.metavar, help=text)
+        else:  # a switch: None when not given, so the ini file and conftest.py may decide
+            group.addoption(*self.flags, dest=self.dest, action="store_true", default=None,
+                            help=text)
+        if self.negative:
+            group.addoption(self.negative, dest=self.dest, action="store_false",
+                            help=f"The opposite of {self.flags[0]}.")
+
+    def readme_row(self) -> str:
+        first = f"`{self.flags[0]} {self.metavar}`" if self.metavar else f"`{self.flags[0]}`"
+        names = [first] + [f"`{flag}`" for flag in (*self.flags[1:], self.negative) if flag]
+        ini = f"`{self.ini}`{' (lines)' if self.ini_lines else ''}" if self.ini else ""
+        cells = [", ".join(names), ini, f"`{self.env}`" if self.env else "",
+                 f"`{self.conftest}`" if self.conftest else "", self.default, self.meaning]
+        return "| " + " | ".join(cells).replace("  ", " ") + " |"
+
+
+OPTIONS = (
+    Option(("--rt",), "rt", "enable; without it nothing is sent, no thread starts",
+           default="off"),
+    Option(("--rt-url", "--rtu"), "rt_url", "endpoint (http or https)", metavar="URL",
+           ini="rt_url", env="PYTEST_RT_URL", conftest="endpoint", default=f"`{DEFAULT_URL}`"),
+    Option(("--rte", "--rt-env"), "rt_env", "environment name, sent as `env`", metavar="NAME",
+           ini="rt_env", env="PYTEST_RT_ENV", default="null"),
+    Option(("--rt-show-errors",), "rt_show_errors", "print delivery problems in the summary",
+           negative="--rt-no-show-errors", ini="rt_show_errors", conftest="show_errors",
+           default="on"),
+    Option(("--rt-job-id",), "rt_job_id", "share one job between CI shards", metavar="ID",
+           env="PYTEST_RT_JOB_ID", default="a new uuid4"),
+    Option(("--rt-project",), "rt_project",
+           "the project, to tell jobs apart (sent with the CI build, branch and commit)",
+           metavar="NAME", ini="rt_project", env="PYTEST_RT_PROJECT",
+           default="the rootdir's name"),
+    Option(("--rt-shards",), "rt_shards",
+           "with `--rt-job-id`: the job is finished when N shards have stopped", metavar="N",
+           env="PYTEST_RT_SHARDS"),
+    Option(("--rt-custom-id",), "rt_custom_id", "Testgr's `custom_id`; makes test uuids stable",
+           metavar="ID", default="null"),
+    Option(("--rt-custom-data",), "rt_custom_data", "a JSON object sent as `custom_data`",
+           metavar="JSON", default="null"),
+    Option(("--rt-job-report",), "rt_job_report",
+           "`send_report: \"1\"` (Testgr e-mails a report)", default="off"),
+    Option(("--rt-return-job",), "rt_return_job", f"write the job id to `{JOB_FILE}`",
+           default="off"),
+    Option(("--rt-job-file",), "rt_job_file", "write the job id to PATH", metavar="PATH"),
+    Option(("--rt-flush-timeout",), "rt_flush_timeout", "longest wait for delivery at the end",
+           metavar="S", ini="rt_flush_timeout", env="PYTEST_RT_FLUSH_TIMEOUT",
+           default=f"{DEFAULT_FLUSH_TIMEOUT:g}"),
+    Option(("--rt-timeout",), "rt_timeout", "connect/read timeout of one request",
+           metavar="S", ini="rt_timeout", default=f"{DEFAULT_TIMEOUT:g}"),
+    Option(("--rt-spool",), "rt_spool", "where undelivered events are kept", metavar="DIR",
+           ini="rt_spool", env="PYTEST_RT_SPOOL", default=f"`<rootdir>/{DEFAULT_SPOOL}`"),
+    Option(("--rt-batch",), "rt_batch", "force or forbid JSON-array batches",
+           negative="--rt-no-batch", default="negotiated"),
+    Option(("--rt-token",), "rt_token", "`Authorization: Bearer ...`; never printed",
+           metavar="TOKEN", env="PYTEST_RT_TOKEN"),
+    Option(("--rt-header",), "rt_header", "extra header, repeatable", metavar="'Name: value'",
+           repeat=True),
+    Option(("--rt-ca-bundle",), "rt_ca_bundle", "CA bundle for HTTPS", metavar="PATH",
+           default="system CAs"),
+    Option(("--rt-insecure",), "rt_insecure", "don't verify HTTPS (warns)", default="off"),
+    Option(("--rt-max-msg",), "rt_max_msg", "cap on `msg`, characters, with a visible marker",
+           metavar="N", ini="rt_max_msg", default=f"{DEFAULT_MAX_MSG}"),
+    Option(("--rt-capture",), "rt_capture",
+           "send the captured stdout, stderr and log of `failed` tests, `all`, or `none`",
+           metavar="WHICH", ini="rt_capture", default="`failed`"),
+    Option(("--rt-no-ci-summary",), "rt_no_ci_summary",
+           "don't append a summary to GitHub Actions' `GITHUB_STEP_SUMMARY`"),
+    Option(("--rt-redact",), "rt_redact", "mask matches in messages, repeatable",
+           metavar="REGEX", ini="rt_redact", ini_lines=True, repeat=True),
+)
+_BY_DEST = {option.dest: option for option in OPTIONS}
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Register the command-line options and ini values."""
     group = parser.getgroup("pytest-rt", "stream results live over HTTP (pytest-rt)")
-    add = group.addoption
-    add("--rt", action="store_true", default=False, help="Send test status events over HTTP.")
-    add("--rt-url", "--rtu", dest="rt_url", metavar="URL",
-        help=f"Endpoint to POST events to (env PYTEST_RT_URL, ini rt_url). Default {DEFAULT_URL}")
-    add("--rte", "--rt-env", dest="rt_env", metavar="NAME",
-        help="Environment name sent as 'env' (env PYTEST_RT_ENV, ini rt_env).")
-    add("--rt-job-id", dest="rt_job_id", metavar="ID",
-        help="Job id, to let CI shards share one job (env PYTEST_RT_JOB_ID). Default: a new uuid4.")
-    add("--rt-custom-id", dest="rt_custom_id", metavar="ID", help="Sent as 'custom_id' (Testgr).")
-    add("--rt-project", dest="rt_project", metavar="NAME",
-        help="Project name, to tell jobs apart (env PYTEST_RT_PROJECT, ini rt_project). "
-             "Default: the rootdir's name.")
-    add("--rt-shards", dest="rt_shards", metavar="N",
-        help="With --rt-job-id: the job has N CI shards, and is finished when N have stopped "
-             "(env PYTEST_RT_SHARDS).")
-    add("--rt-custom-data", dest="rt_custom_data", metavar="JSON",
-        help="A JSON object sent as 'custom_data' in startTestRun.")
-    add("--rt-job-report", dest="rt_job_report", action="store_true", default=False,
-        help="Ask the server to send a job report (send_report: \"1\").")
-    add("--rt-return-job", dest="rt_return_job", action="store_true", default=False,
-        help=f"Write the job id to {JOB_FILE}.")
-    add("--rt-job-file", dest="rt_job_file", metavar="PATH", help="Write the job id to PATH.")
-    add("--rt-show-errors", dest="rt_show_errors", action="store_true", default=None,
-        help="Print delivery problems (default; ini rt_show_errors, conftest show_errors).")
-    add("--rt-no-show-errors", dest="rt_show_errors", action="store_false",
-        help="Keep delivery problems silent.")
-    add("--rt-flush-timeout", dest="rt_flush_timeout", metavar="SECONDS",
-        help="Longest wait for delivery at the end of the run (env PYTEST_RT_FLUSH_TIMEOUT, "
-             f"ini rt_flush_timeout). Default {DEFAULT_FLUSH_TIMEOUT:g}.")
-    add("--rt-timeout", dest="rt_timeout", metavar="SECONDS",
-        help=f"Timeout of one request (ini rt_timeout). Default {DEFAULT_TIMEOUT:g}.")
-    add("--rt-spool", dest="rt_spool", metavar="DIR",
-        help="Where undelivered events are kept (env PYTEST_RT_SPOOL, ini rt_spool). "
-             f"Default <rootdir>/{DEFAULT_SPOOL}.")
-    add("--rt-batch", dest="rt_batch", action="store_true", default=None,
-        help="Send JSON arrays of events even if the receiver did not offer it.")
-    add("--rt-no-batch", dest="rt_batch", action="store_false",
-        help="Send one event per POST, as the seed did.")
-    add("--rt-token", dest="rt_token", metavar="TOKEN",
-        help="Send 'Authorization: Bearer TOKEN' (env PYTEST_RT_TOKEN). Never printed.")
-    add("--rt-header", dest="rt_header", action="append", default=[], metavar="'NAME: VALUE'",
-        help="Extra HTTP header, repeatable.")
-    add("--rt-ca-bundle", dest="rt_ca_bundle", metavar="PATH", help="CA bundle for HTTPS.")
-    add("--rt-insecure", dest="rt_insecure", action="store_true", default=False,
-        help="Do not verify HTTPS certificates (warns).")
-    add("--rt-max-msg", dest="rt_max_msg", metavar="CHARS",
-        help=f"Cap on each msg, in characters (ini rt_max_msg). Default {DEFAULT_MAX_MSG}.")
-    add("--rt-capture", dest="rt_capture", metavar="WHICH",
-        help="Send the captured stdout, stderr and log of: failed tests (default), all, "
-             "none (ini rt_capture).")
-    add("--rt-no-ci-summary", dest="rt_ci_summary", action="store_false", default=True,
-        help="Don't append a summary to GitHub Actions' step summary (GITHUB_STEP_SUMMARY).")
-    add("--rt-redact", dest="rt_redact", action="append", default=[], metavar="REGEX",
-        help="Mask matches of REGEX in messages, repeatable (ini rt_redact, one per line).")
-    parser.addini("rt_url", "pytest-rt: endpoint URL")
-    parser.addini("rt_env", "pytest-rt: environment name")
-    parser.addini("rt_project", "pytest-rt: project name (default: the rootdir's name)")
-    parser.addini("rt_show_errors", "pytest-rt: print delivery problems (true/false)")
-    parser.addini("rt_flush_timeout", "pytest-rt: end-of-run delivery wait, seconds")
-    parser.addini("rt_timeout", "pytest-rt: timeout of one request, seconds")
-    parser.addini("rt_spool", "pytest-rt: spool directory")
-    parser.addini("rt_max_msg", "pytest-rt: cap on msg, characters")
-    parser.addini("rt_capture", "pytest-rt: captured output sent for: failed, all, none")
-    parser.addini("rt_redact", "pytest-rt: regexes masked in messages", type="linelist")
+    for option in OPTIONS:
+        option.addoption(group)
+        if option.ini:
+            text = f"pytest-rt: {option.meaning.replace('`', '')}"
+            if option.ini_lines:
+                parser.addini(option.ini, text, type="linelist")
+            else:
+                parser.addini(option.ini, text)
+
+
+def readme_table() -> str:
+    """The README's options table, as OPTIONS says it."""
+    head = ["| command line | ini | environment | conftest.py | default | meaning |",
+            "|---|---|---|---|---|---|"]
+    return "\n".join(head + [option.readme_row() for option in OPTIONS])
 
 
 class _Sources:
@@ -159,20 +219,20 @@ class _Sources:
         self.config = config
         self.conftest = _seed_conftest_values(config)
 
-    def get(self, dest: str, *, env: str | None = None, ini: str | None = None,
-            conftest: str | None = None) -> tuple[Any, str] | None:
+    def get(self, dest: str) -> tuple[Any, str] | None:
         """Return (value, where it came from) or None when nowhere set."""
+        option = _BY_DEST[dest]
         value = self.config.getoption(dest)
         if value is not None:
-            return value, "--" + dest.replace("_", "-")
-        if env and os.environ.get(env):
-            return os.environ[env], env
-        if ini:
-            ini_value = self.config.getini(ini)
+            return value, option.name
+        if option.env and os.environ.get(option.env):
+            return os.environ[option.env], option.env
+        if option.ini:
+            ini_value = self.config.getini(option.ini)
             if ini_value not in ("", None, []):
-                return ini_value, f"ini {ini}"
-        if conftest and conftest in self.conftest:
-            return self.conftest[conftest], f"conftest.py {conftest}"
+                return ini_value, f"ini {option.ini}"
+        if option.conftest and option.conftest in self.conftest:
+            return self.conftest[option.conftest], f"conftest.py {option.conftest}"
         return None
 
 
@@ -292,9 +352,9 @@ def resolve(config: pytest.Config) -> Settings:
 def _where(src: _Sources) -> Resolved:
     """Where events go, and whether problems are shown."""
     out: Resolved = {}
-    found = src.get("rt_url", env="PYTEST_RT_URL", ini="rt_url", conftest="endpoint")
+    found = src.get("rt_url")
     out["url"] = _url(found[0], found[1]) if found else DEFAULT_URL
-    if found := src.get("rt_show_errors", ini="rt_show_errors", conftest="show_errors"):
+    if found := src.get("rt_show_errors"):
         out["show_errors"] = _bool(*found)
     return out
 
@@ -303,17 +363,17 @@ def _identity(src: _Sources) -> Resolved:
     """What the job is: its id, names, data, shards, and where its id is written."""
     config = src.config
     out: Resolved = {}
-    if found := src.get("rt_env", env="PYTEST_RT_ENV", ini="rt_env"):
+    if found := src.get("rt_env"):
         out["env"] = str(found[0])
-    if found := src.get("rt_job_id", env="PYTEST_RT_JOB_ID"):
+    if found := src.get("rt_job_id"):
         if not _JOB_ID.match(str(found[0])):
             raise _usage(found[1], found[0], "must be 1-128 letters, digits or . _ : -")
         out["job_id"] = str(found[0])
     if found := src.get("rt_custom_id"):
         out["custom_id"] = str(found[0])
-    found = src.get("rt_project", env="PYTEST_RT_PROJECT", ini="rt_project")
+    found = src.get("rt_project")
     out["project"] = str(found[0]).strip()[:200] if found else config.rootpath.name
-    if found := src.get("rt_shards", env="PYTEST_RT_SHARDS"):
+    if found := src.get("rt_shards"):
         out["shards"] = int(_number(*found, low=1, integer=True, high=10_000))
         if "job_id" not in out:  # each shard would start a job of its own
             raise _usage(found[1], found[0], "needs --rt-job-id (or PYTEST_RT_JOB_ID) "
@@ -332,11 +392,11 @@ def _delivery(src: _Sources) -> Resolved:
     """How long to wait, where to keep what waits, how to send."""
     config = src.config
     out: Resolved = {"batch": config.getoption("rt_batch")}
-    if found := src.get("rt_flush_timeout", env="PYTEST_RT_FLUSH_TIMEOUT", ini="rt_flush_timeout"):
+    if found := src.get("rt_flush_timeout"):
         out["flush_timeout"] = _number(*found, low=0)
-    if found := src.get("rt_timeout", ini="rt_timeout"):
+    if found := src.get("rt_timeout"):
         out["timeout"] = _number(*found, low=0.05)
-    if found := src.get("rt_spool", env="PYTEST_RT_SPOOL", ini="rt_spool"):
+    if found := src.get("rt_spool"):
         out["spool_dir"] = Path(os.path.expanduser(str(found[0])))
     else:
         out["spool_dir"] = config.rootpath / DEFAULT_SPOOL
@@ -347,7 +407,7 @@ def _security(src: _Sources) -> Resolved:
     """Credentials, headers and TLS; secrets are never shown in a message."""
     config = src.config
     out: Resolved = {}
-    if found := src.get("rt_token", env="PYTEST_RT_TOKEN"):
+    if found := src.get("rt_token"):
         # A token read from a file or a secret store often ends in a newline.
         token = str(found[0]).strip()
         if any(c in token for c in "\r\n\0"):
@@ -367,10 +427,10 @@ def _security(src: _Sources) -> Resolved:
 def _messages(src: _Sources) -> Resolved:
     """What leaves the process of a test's text, and the summaries."""
     config = src.config
-    out: Resolved = {"ci_summary": bool(config.getoption("rt_ci_summary"))}
-    if found := src.get("rt_max_msg", ini="rt_max_msg"):
+    out: Resolved = {"ci_summary": not config.getoption("rt_no_ci_summary")}
+    if found := src.get("rt_max_msg"):
         out["max_msg"] = int(_number(*found, low=100, integer=True, high=10**9))
-    if found := src.get("rt_capture", ini="rt_capture"):
+    if found := src.get("rt_capture"):
         if str(found[0]).strip() not in ("failed", "all", "none"):
             raise _usage(found[1], found[0], "must be one of failed, all, none")
         out["capture"] = str(found[0]).strip()

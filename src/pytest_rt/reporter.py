@@ -25,6 +25,7 @@ from pytest_rt.events import Job, Limits, TestResult
 from pytest_rt.settings import Settings
 
 LIVE_LINK_WAIT = 0.2  # seconds the start of a run may wait for the receiver's first answer
+DASHBOARDS = "pytest-rt/dashboards"  # pytest's cache: dashboard URLs receivers announced
 
 
 class Reporter:
@@ -136,26 +137,46 @@ class Reporter:
 
         The receiver names its dashboard in its answers (a receiver without one names
         nothing, and nothing is printed). The run's first answer is waited for at most
-        LIVE_LINK_WAIT; failing that, what the same URL announced on an earlier run.
+        LIVE_LINK_WAIT; failing that, what the same URL announced on an earlier run; and
+        failing that, the link comes after the test during which the answer arrives.
         """
         if self.delivery is None:
             return
-        cache = getattr(self.config, "cache", None)
-        key = "pytest-rt/dashboards"
         dashboard = self.delivery.dashboard(LIVE_LINK_WAIT)
-        known: dict[str, str] = {}
-        if cache is not None:
-            with contextlib.suppress(Exception):  # a cache from elsewhere must not matter
-                known = dict(cache.get(key, {}))
-        if dashboard is None:
-            dashboard = known.get(self.settings.url)
-        elif cache is not None and known.get(self.settings.url) != dashboard:
+        known = self._known_dashboards()
+        if dashboard is None and self.settings.url in known:
+            dashboard = known[self.settings.url]
+        elif dashboard is None:
+            self._awaiting_link = not self.delivery.sender.answered.is_set()
+            return
+        self._show_link(dashboard, known)
+
+    def _late_link(self) -> None:
+        """After a test: the first answer came in since the start; its link, if any."""
+        assert self.delivery is not None
+        if self.delivery.sender.answered.is_set():
+            self._awaiting_link = False
+            if self.delivery.sender.dashboard is not None:
+                self._show_link(self.delivery.sender.dashboard, self._known_dashboards())
+
+    def _known_dashboards(self) -> dict[str, str]:
+        """What receivers announced on earlier runs, by URL (pytest's cache)."""
+        cache = getattr(self.config, "cache", None)
+        with contextlib.suppress(Exception):  # no cache, or one from elsewhere
+            known = cache.get(DASHBOARDS, {}) if cache is not None else {}
+            return {str(k): str(v) for k, v in known.items()}
+        return {}
+
+    def _show_link(self, dashboard: str, known: dict[str, str]) -> None:
+        if not dashboard.startswith(("http://", "https://")):
+            return
+        cache = getattr(self.config, "cache", None)
+        if cache is not None and known.get(self.settings.url) != dashboard:
             with contextlib.suppress(Exception):  # a read-only cache directory
-                cache.set(key, {**known, self.settings.url: dashboard})
-        if isinstance(dashboard, str) and dashboard.startswith(("http://", "https://")):
-            self.dashboard = dashboard
-            self.live_url = f"{dashboard}jobs/{urllib.parse.quote(self.job.job_id, safe='')}"
-            self._say(f"live at {self.live_url}", yellow=False)
+                cache.set(DASHBOARDS, {**known, self.settings.url: dashboard})
+        self.dashboard = dashboard
+        self.live_url = f"{dashboard}jobs/{urllib.parse.quote(self.job.job_id, safe='')}"
+        self._say(f"live at {self.live_url}", yellow=False)
 
     # -- tests ------------------------------------------------------------------------
 
@@ -187,6 +208,8 @@ class Reporter:
             self._close(result)  # a crashed worker sends no logfinish
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        if self._awaiting_link:
+            self._late_link()
         result = self.open.get(nodeid)
         if result is None:
             return
@@ -226,6 +249,8 @@ class Reporter:
                              or exitstatus == pytest.ExitCode.INTERRUPTED),
             collect_errors=self.collect_errors))
         self.report = self.delivery.finish()
+        if self._awaiting_link:  # every test was over before the receiver's first answer
+            self._late_link()
         self._github_summary()
         if self.settings.job_file is not None:
             try:
@@ -264,6 +289,7 @@ class Reporter:
     total: int = 0
     live_url: str | None = None
     dashboard: str | None = None  # the receiver's, as announced: its API is beside it
+    _awaiting_link = False  # the first answer was too slow for the start: look after tests
     ci: dict[str, str | None] | None = None
 
 

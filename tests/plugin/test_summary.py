@@ -104,10 +104,17 @@ def test_a_job_file_that_cannot_be_written_is_said_even_when_all_was_delivered(r
 LIVE = "pytest-rt: live at "
 
 
+def with_cache(rt):
+    """The inner run's arguments, pytest's cache on (where earlier links are kept)."""
+    return [a for a in rt.args() if a not in ("-p", "no:cacheprovider")]
+
+
 def test_the_live_link_comes_first_when_the_receiver_has_a_dashboard(rt, receiver):
     receiver.behaviour.dashboard = "http://dash.example:8765/rt/"
     rt.pytester.makepyfile(test_mod="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
-    result = rt.run("--rt-job-id", "job:1.x")
+    # A first run learns the link (on a loaded machine its answer may come after 0.2 s).
+    rt.pytester.runpytest(*with_cache(rt))
+    result = rt.pytester.runpytest(*with_cache(rt), "--rt-job-id", "job:1.x")
     lines = result.stdout.lines
     live = [i for i, line in enumerate(lines) if line.startswith(LIVE)]
     assert [lines[i] for i in live] == [f"{LIVE}http://dash.example:8765/rt/jobs/job%3A1.x"]
@@ -135,11 +142,23 @@ def test_the_live_link_comes_once_under_xdist(rt, receiver):
 def test_a_slow_receiver_gets_the_link_it_announced_on_an_earlier_run(rt, receiver):
     receiver.behaviour.dashboard = "http://dash.example/"
     rt.pytester.makepyfile(test_mod="def test_a():\n    pass\n")
-    with_cache = [a for a in rt.args() if a not in ("-p", "no:cacheprovider")]
-    first = rt.pytester.runpytest(*with_cache)
+    first = rt.pytester.runpytest(*with_cache(rt))
     assert LIVE in first.stdout.str()
     receiver.behaviour.delay = 1.0  # its first answer comes too late to wait for
     started = time.monotonic()
-    second = rt.pytester.runpytest(*with_cache, "--rt-job-id", "again")
-    assert f"{LIVE}http://dash.example/jobs/again" in second.stdout.lines
+    second = rt.pytester.runpytest(*with_cache(rt), "--rt-job-id", "again")
+    lines = second.stdout.lines
+    assert f"{LIVE}http://dash.example/jobs/again" in lines
+    assert lines.index(f"{LIVE}http://dash.example/jobs/again") < next(
+        i for i, line in enumerate(lines) if line.startswith("test_mod.py"))
     assert time.monotonic() - started < 30
+
+
+def test_a_slow_first_answer_brings_the_link_after_the_test_it_came_during(rt, receiver):
+    receiver.behaviour.dashboard = "http://dash.example/"
+    receiver.behaviour.delay = 0.5  # no earlier run, no cache: the link comes late, once
+    rt.pytester.makepyfile(test_mod="import time\n\ndef test_a():\n    time.sleep(2)\n"
+                                    "\ndef test_b():\n    pass\n")
+    result = rt.run("--rt-job-id", "late")
+    assert [line for line in result.stdout.lines if line.startswith(LIVE)] == [
+        f"{LIVE}http://dash.example/jobs/late"]

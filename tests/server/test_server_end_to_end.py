@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import httpx
@@ -42,7 +41,6 @@ def test_param(n):
     assert n
 """
 
-PROGRESS = re.compile(r"^(test_e2e\.py )?[.FEsxX]+\s*(\[\s*\d+%\])?$")
 EXPECTED = {
     "test_e2e.py::test_passes": ("passed", "passed"),
     "test_e2e.py::test_fails": ("failed", "failed"),
@@ -71,13 +69,11 @@ def test_a_pytest_run_arrives_whole(
         args += ["-n", str(workers)]
     result = pytester.runpytest_subprocess(*args, timeout=120)
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
-    # The live link comes once, before the first test's progress, and opens the job.
+    # The live link comes once and opens the job (before the tests' progress when the
+    # receiver answers within 0.2 s: tests/plugin/test_summary.py; this machine may be busy).
     lines = result.stdout.lines
-    live = [i for i, line in enumerate(lines) if line.startswith("pytest-rt: live at ")]
-    assert len(live) == 1, lines
-    progress = [i for i, line in enumerate(lines) if PROGRESS.match(line)]
-    assert progress and live[0] < progress[0], lines
-    assert lines[live[0]] == f"pytest-rt: live at {live_server.url}/jobs/{job_id}"
+    live = [line for line in lines if line.startswith("pytest-rt: live at ")]
+    assert live == [f"pytest-rt: live at {live_server.url}/jobs/{job_id}"], lines
     assert httpx.get(f"{live_server.url}/jobs/{job_id}").status_code == 200
 
     with httpx.Client(base_url=live_server.url) as client:

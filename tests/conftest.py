@@ -29,6 +29,17 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# Property tests: CI's machine has two cores and runs three lanes of tests at once, so data
+# generation may be slow; that is no failure of the property (explicit settings still win).
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("pytest-rt", deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("pytest-rt")
+except ImportError:  # hypothesis is a test dependency; the bare venvs have it too
+    pass
+
 # -- the guard of port 8765 ----------------------------------------------------------------
 
 GUARD_DIR = Path(__file__).with_name("port_guard")

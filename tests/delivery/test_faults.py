@@ -88,7 +88,7 @@ def test_a_port_that_never_answers_does_not_hold_the_run(rt, silent_port):
     rt.pytester.makepyfile(test_mod=module_with(2))
     started = time.monotonic()
     result = rt.run("--rt-flush-timeout", "2", "--rt-timeout", "3")
-    assert time.monotonic() - started < 2 + 3 + 5  # bounded, not a performance figure
+    assert time.monotonic() - started < 2 + 3 + 20  # bounded (a hang), not a performance figure
     result.assert_outcomes(passed=2)
     [journal] = journals(rt.pytester.path / ".spool")
     assert len(journal_events(journal)) == 6

@@ -242,7 +242,7 @@ def history_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(history=histories)
 def test_the_change_marks_of_random_histories_follow_the_reference_model(
     history_store: Store, history: list[tuple[str, bool, dict[str, str]]]

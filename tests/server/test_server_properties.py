@@ -92,7 +92,8 @@ def props_app(sqlite_store: Store) -> Any:
 
 @given(body=bodies)
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 def test_any_body_gets_an_answer_below_500_and_no_partial_write(
     sqlite_store: Store, props_app: Any, body: str

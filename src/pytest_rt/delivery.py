@@ -130,7 +130,9 @@ class Delivery:
             self.sender.halt()
             self.transport.abort()
             with contextlib.suppress(KeyboardInterrupt):
-                self.thread.join(2.0)
+                # Every wait of the sender ends within a 50 ms slice once cut (a DNS lookup
+                # excepted); the rest is for a machine too busy to schedule it at once.
+                self.thread.join(5.0)
         if self.thread.is_alive():
             # Still inside a system call: leave it the journal rather than close the
             # file under it. It is a daemon thread and can send nothing more.

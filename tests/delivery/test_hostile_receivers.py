@@ -200,7 +200,7 @@ def test_an_endless_answer_neither_stalls_the_tests_nor_holds_more_than_the_caps
     # No timing assertion (load on the machine moves it): what stalled the tests before was
     # reading an ever-growing buffer, and what is read is bounded by the caps below.
     # benchmarks/bench_plugin.py --hostile measures the tests' time against a good receiver.
-    assert inner.end_of_run() < flush + 5
+    assert inner.end_of_run() < flush + 15  # a hang, not a figure (a loaded CI machine)
     assert sent and max(sent.values()) <= http11.MAX_HEAD + MAX_BODY + SOCKET_BUFFERS, sent
     events, acked = inner.journal()
     assert accepted == [] and acked == 0  # no answer was ever complete
@@ -237,7 +237,7 @@ def test_abort_ends_a_stalled_connect_or_handshake_at_once(stalled_url):
     thread.start()
     time.sleep(0.3)  # inside connect() or the handshake by now
     transport.abort()
-    thread.join(1.0)
+    thread.join(5.0)  # the cut takes one 50 ms slice; the rest is room for a busy machine
     still_stuck = thread.is_alive()
     transport.close()
     assert not still_stuck, "abort() left the request stalled in connect or the handshake"
@@ -253,8 +253,9 @@ def test_a_stalled_connect_or_handshake_ends_the_run_on_time_with_no_sender_left
     result.assert_outcomes(passed=2)
     marks = inner.marks()
     assert marks["senders"] == [], "the sender thread outlived pytest_unconfigure"
-    # The contract is flush + 1 s; half a second more for two shared cores.
-    assert inner.end_of_run() <= flush + 1.5, inner.end_of_run()
+    # The contract is flush + 1 s (benchmarks/bench_plugin.py --hostile measures it); the bug
+    # left the sender stalled in connect past unconfigure (checked above). Here: a hang only.
+    assert inner.end_of_run() <= flush + 12, inner.end_of_run()
     events, acked = inner.journal()
     assert (len(events), acked) == (6, 0)  # all kept for replay
 
@@ -281,7 +282,7 @@ def test_a_proxy_answering_407_to_connect_stops_delivery_at_once_and_keeps_the_e
         rt, monkeypatch):
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    flush = 6.0
+    flush = 30.0
     refuse = Reply(ok(407, b"", 'Proxy-Authenticate: Basic realm="x"'))
     rt.pytester.makepyfile(test_mod=module_with(2))
     inner = Inner(rt, "https://receiver.example/loader")  # only the proxy could reach it
@@ -291,7 +292,7 @@ def test_a_proxy_answering_407_to_connect_stops_delivery_at_once_and_keeps_the_e
         connects = [r for r in proxy.requests if r.method == "CONNECT"]
     result.assert_outcomes(passed=2)
     assert connects and len(connects) <= 2, f"{len(connects)} CONNECTs: retried instead of stopping"
-    assert inner.end_of_run() < flush / 2
+    assert inner.end_of_run() < flush / 3  # the bug retried up to the flush timeout
     assert "407" in result.stdout.str()
     events, acked = inner.journal()
     assert (len(events), acked) == (6, 0)

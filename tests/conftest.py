@@ -11,6 +11,7 @@ that tried fails. The user's own PYTEST_RT_* settings are hidden from the tests.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import importlib.util
 import json
@@ -28,6 +29,13 @@ from typing import Any
 import pytest
 
 pytest_plugins = ["pytester"]
+
+# httpx imports httpcore at its first request. A pytester test's first request would then
+# have httpcore dropped again when pytester restores sys.modules, and a later test's
+# requests would raise a new httpcore's errors that httpx no longer maps to its own (a
+# 'Server disconnected' escaping `except httpx.HTTPError`). Imported here, it stays.
+with contextlib.suppress(ImportError):  # (a venv without httpx)
+    import httpcore  # noqa: F401
 
 # Property tests: CI's machine has two cores and runs three lanes of tests at once, so data
 # generation may be slow; that is no failure of the property (explicit settings still win).

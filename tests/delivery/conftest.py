@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -79,17 +80,36 @@ def _killable(rec: Any) -> Any:
         result: int | None = decide(body, headers)
         return result
 
+    stop = rec.stop
+    held: list[socket.socket] = []
+
     def kill() -> None:
         rec.dead = True
-        rec.stop()
+        stop()
+        # Hold the port while dead (bound, not listening: connections are refused). Freed,
+        # it could go to another xdist worker's receiver, and this test's events with it.
+        hold = socket.socket()
+        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hold.bind(("127.0.0.1", rec.port))
+        held.append(hold)
+
+    def release() -> None:
+        while held:
+            held.pop().close()
 
     def restart() -> Any:
+        release()
         rec.dead = False
         return start()
+
+    def stop_for_good() -> None:
+        release()
+        stop()
 
     rec._decide = _decide
     rec.kill = kill
     rec.start = restart
+    rec.stop = stop_for_good
     return rec
 
 

@@ -39,7 +39,7 @@ from pytest_rt.transport import HttpTarget, Transport, TransportError
 HEAD = b"POST /loader HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
 # The cap on what one answer's body may make the client read (the rewrite adds it).
 MAX_BODY: int = getattr(http11, "MAX_BODY", 1 << 20)
-SLACK = 1.0  # seconds past a timeout we tolerate: thread hand-offs on 2 shared cores
+SLACK = 2.0  # seconds past a timeout we tolerate: thread hand-offs on 2 loaded cores
 # A client that stops reading still finds the kernel's socket buffers full (several MiB on
 # loopback): what the server managed to send is bounded by the cap plus those.
 SOCKET_BUFFERS = 16 << 20
@@ -450,12 +450,12 @@ def test_chunked_wins_over_content_length_as_in_h11():
 
 def test_an_answer_with_bare_lf_line_endings_is_read_not_timed_out():
     outcome = post_raw(b"HTTP/1.1 200 OK\nContent-Length: 2\nX-Pytest-RT-Batch: 1\n\nok",
-                       timeout=3.0)
+                       timeout=10.0)
     assert outcome.error is None, repr(outcome.error)
     assert outcome.result is not None
     assert (outcome.result[0].status, outcome.result[0].body) == (200, b"ok")
     assert outcome.result[0].headers["x-pytest-rt-batch"] == "1"
-    assert outcome.elapsed < 2.0
+    assert outcome.elapsed < 5.0  # read, not the 10 s timeout waited out
 
 
 @pytest.mark.parametrize(("name", "raw"), [
@@ -541,17 +541,17 @@ def assert_bounded(server: HostileServer, outcome: Outcome, timeout: float) -> N
 
 def test_a_10_gb_content_length_is_refused_at_once_without_reading_the_body():
     with hostile(answer_first(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n")) as s:
-        outcome = exchange(s, [b"{}"], 3.0)
+        outcome = exchange(s, [b"{}"], 10.0)
     raises_protocol_error(outcome)  # nothing more comes: a client that waits times out
-    assert outcome.elapsed < 1.5
+    assert outcome.elapsed < 5.0  # at once, not the 10 s timeout waited out
 
 
 def test_a_content_length_just_above_the_body_cap_is_refused_at_once():
     head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1)
     with hostile(answer_first(head)) as server:
-        outcome = exchange(server, [b"{}"], 3.0)
+        outcome = exchange(server, [b"{}"], 10.0)
     raises_protocol_error(outcome)
-    assert outcome.elapsed < 1.5
+    assert outcome.elapsed < 5.0  # at once, not the 10 s timeout waited out
 
 
 @pytest.mark.parametrize(("name", "head", "filler"), [
@@ -592,4 +592,4 @@ def test_a_drip_fed_answer_is_cut_at_the_timeout_not_per_byte():
         outcome = exchange(server, [b"{}"], timeout, limit=timeout + SLACK + 1.0)
     assert not outcome.hung, "a byte every 0.1 s kept the client well past its timeout"
     assert isinstance(outcome.error, TimeoutError), repr(outcome.error or outcome.result)
-    assert outcome.elapsed <= timeout + 0.5 + SLACK / 2
+    assert outcome.elapsed <= timeout + 3.0  # the bug: 14 s, a byte at a time

@@ -126,6 +126,20 @@ async def test_a_job_stored_before_the_limits_with_970_deep_custom_data_still_re
     assert (await client.post("/loader", json=runs[0].stop("a::t"))).status_code == 200
 
 
+async def test_a_run_whose_stored_collection_errors_are_not_json_still_takes_its_stop(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    run = Run()
+    error = {"nodeid": "x.py", "msg": "ImportError"}
+    start = run.start_run(["a::t"], collect_errors=[error])
+    assert (await client.post("/loader", json=start)).status_code == 200
+    with store.engine.begin() as conn:  # written by other means, or by an older receiver
+        conn.execute(update(tables.runs).where(tables.runs.c.job_id == run.job_id).values(
+            collect_errors="{not json"))
+    stop = run.stop_run(collect_errors=[error])
+    assert (await client.post("/loader", json=stop)).status_code == 200
+
+
 async def test_long_messages_names_and_lists_are_cut_with_a_visible_marker(
     client: httpx.AsyncClient,
 ) -> None:

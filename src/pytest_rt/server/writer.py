@@ -439,9 +439,19 @@ def _merged_errors(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
     known = conn.scalar(
         select(r.c.collect_errors).where(r.c.job_id == row["job_id"], r.c.run_id == row["run_id"])
     )
-    merged = json.loads(known) if known else []
-    merged.extend(e for e in json.loads(row["collect_errors"]) if e not in merged)
+    merged = _json_list(known)
+    merged.extend(e for e in _json_list(row["collect_errors"]) if e not in merged)
     return row | {"collect_errors": json.dumps(merged)}
+
+
+def _json_list(text: str | None) -> list[Any]:
+    """A stored JSON list; [] for what is not one (a row written by other means must not
+    make the next POST of its job fail)."""
+    try:
+        value = json.loads(text) if text else []
+    except (ValueError, RecursionError):
+        return []
+    return value if isinstance(value, list) else []
 
 
 def _run_start_row(e: RunStart) -> dict[str, Any]:

@@ -729,6 +729,10 @@ def watch_main(argv: list[str]) -> int:
         _close(view)
         print("pytest-rt watch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `pytest-rt watch | head`: the reader has all it wanted
+        # Python would report the pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # as a process killed by SIGPIPE
     except WatchError as exc:
         _close(view)
         print(f"pytest-rt watch: {exc}", file=sys.stderr)

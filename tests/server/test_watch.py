@@ -511,3 +511,27 @@ def test_the_gist_of_a_failure_is_its_error_lines_else_its_first_lines() -> None
     assert watch.gist(traceback) == ["E       assert 1 == 2"]
     assert watch.gist("one\n\ntwo\nthree", limit=2) == ["one", "two", "... (1 more lines)"]
     assert watch.gist(None) == []
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(
+    pytester: pytest.Pytester, live_server: LiveServer
+) -> None:
+    """`pytest-rt watch JOB | head`: the pipe closes while failures are still printed."""
+    pytester.makepyfile(test_many="""
+import pytest
+
+@pytest.mark.parametrize("n", range(600))
+def test_fails(n):
+    assert "a long enough message to fill the pipe " * 4 == n
+""")
+    job_id = f"w-{uuid.uuid4().hex}"
+    rt_run(pytester, live_server, job_id)
+    proc = start_watch(job_id, "--url", live_server.url, cwd=pytester.path)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as head does after its lines
+    err = proc.stderr.read()
+    proc.stderr.close()
+    code = proc.wait(timeout=60)
+    assert "Traceback" not in err, err
+    assert code in (1, 128 + 13), (code, err)  # all written before the close, or cut short

@@ -47,6 +47,7 @@ def test_tests_follows_a_plugin_that_reorders_and_deselects(rt, stream):
             items[:] = [item for item in reversed(items) if item not in dropped]
             config.hook.pytest_deselected(items=dropped)
     """)
+    rt.pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")  # else a collection error
     rt.pytester.makepyfile(test_one=SUITE)
     rt.run().assert_outcomes(passed=3, deselected=1)
     s = stream()
@@ -86,6 +87,7 @@ def test_each_entry_has_location_nodeid_uuid_description_file_and_markers(rt, st
 
 
 def test_item_events_carry_the_uuid_of_their_entry_in_tests(rt, stream):
+    rt.pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")  # else a collection error
     rt.pytester.makepyfile(test_one=SUITE)
     rt.run()
     s = stream()

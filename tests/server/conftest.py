@@ -6,8 +6,6 @@ schema, dropped afterwards) when ``PYTEST_RT_TEST_PG_URL`` is set.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,14 +16,12 @@ pytest.importorskip("fastapi")
 pytest.importorskip("sqlalchemy")
 
 import httpx  # noqa: E402
+from rt_receivers import pg_schema  # noqa: E402
 from rt_server_live import LiveServer, start_server  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
 
 from pytest_rt.server.app import create_app  # noqa: E402
 from pytest_rt.server.config import ServeConfig  # noqa: E402
 from pytest_rt.server.store import Store  # noqa: E402
-
-PG_ENV = "PYTEST_RT_TEST_PG_URL"
 
 
 @pytest.fixture
@@ -42,20 +38,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield sqlite_url(tmp_path / "rt.sqlite3")
         return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"set {PG_ENV} to a PostgreSQL URL (scripts/start-postgres.sh prints one)")
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(base)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        sep = "&" if "?" in base else "?"
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    finally:
-        admin.dispose()
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-FIELDS = ("provider", "repository", "branch", "commit", "pull_request", "build", "build_url")
+from pytest_rt.protocol import CI_FIELDS
+
+FIELDS = CI_FIELDS
 _PULL = re.compile(r"refs/pull/(\d+)/")
 _MAX = 500  # characters of any one value
 

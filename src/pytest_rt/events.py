@@ -21,18 +21,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-FW = "2"
-OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "interrupted")
-# pytest's precise outcome -> the seed's status word.
-STATUS = {
-    "passed": "passed",
-    "failed": "failed",
-    "error": "error",
-    "skipped": "skipped",
-    "xfailed": "skipped",
-    "xpassed": "passed",
-    "interrupted": "error",
-}
+from pytest_rt.protocol import FAILED_OUTCOMES, FW, OUTCOMES, STATUS_OF
+
 Event = dict[str, Any]
 _PYTEST_7 = pytest.__version__.startswith("7.")
 
@@ -268,7 +258,6 @@ def start_test_item(job: Job, nodeid: str, uuid_: str, worker: str | None,
 
 
 CAPTURE = ("failed", "all", "none")  # --rt-capture: whose captured output is sent
-FAILED = ("failed", "error", "interrupted")
 
 
 def captured(result: TestResult, limits: Limits) -> list[dict[str, str]]:
@@ -297,12 +286,12 @@ def stop_test_item(job: Job, result: TestResult, uuid_: str, limits: Limits,
     outcome, when, msg = result.verdict()
     if outcome == "interrupted" and not msg:  # a crashed worker's report has its own text
         msg = interrupted_msg or "interrupted before the test finished"
-    wanted = capture == "all" or (capture == "failed" and outcome in FAILED)
+    wanted = capture == "all" or (capture == "failed" and outcome in FAILED_OUTCOMES)
     msg = limits.clean(msg) if msg else msg
     line = job.line("stopTestItem", {
         "test": result.nodeid,
         "uuid": uuid_,
-        "status": STATUS[outcome],
+        "status": STATUS_OF[outcome],
         "msg": msg,
         "stopTime": stamp(time.time() if now is None else now),
         "outcome": outcome,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pytest_rt import __version__, ci, events, github
+from pytest_rt import __version__, ci, events, github, protocol
 from pytest_rt.delivery import Delivery, Report
 from pytest_rt.descriptions import DescriptionFiles
 from pytest_rt.events import Job, Limits, TestResult
@@ -224,7 +224,7 @@ class Reporter:
             self.job, result, self.uuids[result.nodeid], self.limits, self.interrupt_msg,
             capture=self.settings.capture)
         self.counts[stop.outcome] += 1
-        if stop.outcome in events.FAILED and len(self.failures) < github.MAX_FAILURES:
+        if stop.outcome in protocol.FAILED_OUTCOMES and len(self.failures) < github.MAX_FAILURES:
             self.failures.append((result.nodeid, github.first_line(stop.msg)))
         self._emit(stop.line)
 
@@ -263,7 +263,7 @@ class Reporter:
             return
         branch = (self.ci or {}).get("branch")
         title = " · ".join(filter(None, ["pytest-rt", self.settings.project, branch]))
-        failed = sum(self.counts[name] for name in events.FAILED)
+        failed = sum(self.counts[name] for name in protocol.FAILED_OUTCOMES)
         new: set[str] = set()
         if failed and self.dashboard is not None and self.report and not self.report.undelivered:
             new = github.new_failures(self.dashboard, self.job.job_id)

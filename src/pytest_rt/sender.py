@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pytest_rt.protocol import FW, HEARTBEAT
 from pytest_rt.settings import redact_url
 from pytest_rt.spool import Source
 from pytest_rt.transport import Answer, HttpTarget, Transport, TransportError
@@ -172,7 +173,7 @@ class Sender:
             return min(left, 0.5)
         self._last_post = time.monotonic()  # tried: the next one is an interval away
         body = json.dumps(self._identity | {
-            "fw": "2", "type": "heartbeat", "event_id": os.urandom(16).hex(), "time": time.time(),
+            "fw": FW, "type": HEARTBEAT, "event_id": os.urandom(16).hex(), "time": time.time(),
         }).encode()
         # Nothing rides on the answer: events carry their own retries.
         with contextlib.suppress(TransportError):

@@ -22,13 +22,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pytest_rt import __version__
 from pytest_rt.http11 import Connection, RefusedTunnel, Response
+from pytest_rt.protocol import BATCH_HEADER, DASHBOARD_HEADER, HEARTBEAT_HEADER
 
 if TYPE_CHECKING:  # imported when needed: ssl for https, urllib.request for proxies
     import ssl
 
-BATCH_HEADER = "X-Pytest-RT-Batch"
-HEARTBEAT_HEADER = "X-Pytest-RT-Heartbeat"
-DASHBOARD_HEADER = "X-Pytest-RT-Dashboard"  # the receiver's dashboard, for the live link
 _STALE = ("connection closed without an answer", "connection reset", "BrokenPipeError")
 USER_AGENT = f"pytest-rt/{__version__}"
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
+from pytest_rt.protocol import FINISHED_JOB_STATUSES, SHOWN_STATUSES
 from pytest_rt.settings import DEFAULT_URL
 
 if TYPE_CHECKING:
@@ -52,11 +53,11 @@ FAILURES_PAGE = 100  # earlier failures printed on attaching, per status
 MSG_LINES = 5
 MAX_LINE_CHARS = 300
 MAX_SSE_LINE = 64 * 1024 * 1024  # a message holds a whole Test: msg, rerun_msgs...
-FINISHED = ("passed", "failed", "interrupted")
+FINISHED = FINISHED_JOB_STATUSES
 # `abandoned`: the receiver heard nothing of the job for --stale-after seconds.
 ENDED = (*FINISHED, "abandoned")
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-SHOWN_COUNTS = ("passed", "failed", "error", "skipped", "running", "not_started", "aborted")
+SHOWN_COUNTS = SHOWN_STATUSES
 DONE = ("passed", "failed", "error", "skipped", "aborted")
 # Shown escaped, besides C0/C1 controls: they reorder or break lines in a terminal.
 _INVISIBLE = frozenset(

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pytest_rt import events
+from pytest_rt import events, protocol
 
 hypothesis = pytest.importorskip("hypothesis")
 st = pytest.importorskip("hypothesis.strategies")
@@ -43,8 +43,9 @@ def test_without_a_custom_id_test_uuids_are_fresh():
 
 
 def test_every_outcome_maps_to_one_of_the_seeds_four_status_words():
-    assert set(events.STATUS) == set(events.OUTCOMES)
-    assert set(events.STATUS.values()) == {"passed", "failed", "error", "skipped"}
+    assert set(protocol.STATUS_OF) == set(protocol.OUTCOMES)
+    assert set(protocol.STATUS_OF.values()) == set(protocol.STATUSES) == {
+        "passed", "failed", "error", "skipped"}
 
 
 @pytest.mark.parametrize(("nodeid", "location"), [

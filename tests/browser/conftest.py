@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pytest_rt.events import STATUS
+from pytest_rt.protocol import STATUS_OF
 
 CHROMIUM = Path(os.environ.get("PYTEST_RT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = [
@@ -161,7 +161,7 @@ def own_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 # The plugin's own mapping of pytest's outcomes to the seed's status words.
-STATUS_OF_OUTCOME = STATUS
+STATUS_OF_OUTCOME = STATUS_OF
 
 
 @dataclass

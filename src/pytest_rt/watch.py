@@ -654,13 +654,14 @@ def watch(receiver: Receiver, job_id: str | None, wait: float, retries: int, vie
 # -- the command ------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pytest-rt watch",
-        description="Follow a job live from the receiver: a progress bar, failures as they "
-        "happen. Exit status: 0 the job passed, 1 it did not, 2 usage or receiver problems, "
-        "130 Ctrl-C.",
-    )
+DESCRIPTION = (
+    "Follow a job live from the receiver: a progress bar, failures as they happen. Exit "
+    "status: 0 the job passed, 1 it did not, 2 usage or receiver problems, 130 Ctrl-C."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``pytest-rt watch``'s options, on its subparser of the ``pytest-rt`` command."""
     parser.add_argument("job", nargs="?", metavar="JOB_ID",
                         help="the job to follow, or its page's URL (default: --latest)")
     parser.add_argument("--latest", action="store_true",
@@ -676,7 +677,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "again (default %(default)g; the receiver pings every 15 s)")
     parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
                         help="reconnections in a row before giving up (default %(default)s)")
-    return parser
 
 
 def _seconds(text: str) -> float:
@@ -714,13 +714,13 @@ def make_view() -> View:
     return PlainView()
 
 
-def watch_main(argv: list[str]) -> int:
+def run(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
+    """``pytest-rt watch``: its exit status."""
     try:
         import rich  # noqa: F401
     except ImportError:
         print(MISSING_EXTRA, file=sys.stderr)
         return EXIT_USAGE
-    args = build_parser().parse_args(argv)
     view: View | None = None
     try:
         receiver, job_id = target(args)

@@ -23,13 +23,11 @@ from .config import (
 )
 
 MISSING_EXTRA = 'pytest-rt serve needs the server extra: pip install "pytest-rt[server]"'
+DESCRIPTION = "Receive pytest-rt events and serve the live dashboard."
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pytest-rt serve",
-        description="Receive pytest-rt events and serve the live dashboard.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``pytest-rt serve``'s options, on its subparser of the ``pytest-rt`` command."""
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)"
     )
@@ -120,32 +118,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="the path a reverse proxy serves the receiver under, e.g. /rt (the proxy strips "
         "it before passing requests on); default: the root",
     )
-    return parser
 
 
 def parse_config(argv: list[str]) -> ServeConfig:
-    """The settings from ``argv`` and the environment (``--token`` wins over the env)."""
-    args = build_parser().parse_args(argv)
+    """The settings of ``pytest-rt serve ARGV`` and the environment (``--token`` wins
+    over the env); argparse's SystemExit on a bad option."""
+    from pytest_rt.cli import build_parser
+
+    args = build_parser().parse_args(["serve", *argv])
+    return config_from_args(args, args.command_parser)
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
+    """The settings from parsed options; a bad value ends in ``parser.error``."""
     if not 0 <= args.port <= 65535:
-        build_parser().error("--port must be between 0 and 65535")
+        parser.error("--port must be between 0 and 65535")
     if args.max_body < 1:
-        build_parser().error("--max-body must be a positive number of bytes")
+        parser.error("--max-body must be a positive number of bytes")
     days = args.retain_days
     if not 0 < args.stale_after < 1e9 or (days is not None and not 0 < days < 1e6):
-        build_parser().error("--stale-after and --retain-days must be positive numbers")
+        parser.error("--stale-after and --retain-days must be positive numbers")
     if args.max_inflight < 1:
-        build_parser().error("--max-inflight must be a positive number of bytes")
+        parser.error("--max-inflight must be a positive number of bytes")
     if args.max_connections < 1 or args.max_tests_per_run < 1:
-        build_parser().error("--max-connections and --max-tests-per-run must be at least 1")
+        parser.error("--max-connections and --max-tests-per-run must be at least 1")
     for name in ("head_timeout", "body_timeout"):
         if not 0 < getattr(args, name) < 1e6:
-            build_parser().error(f"--{name.replace('_', '-')} must be a positive number")
+            parser.error(f"--{name.replace('_', '-')} must be a positive number")
     hosts = args.allowed_host
     if hosts is not None and not all(name.strip() for name in hosts):
-        build_parser().error("--allowed-host needs a name (or '*' for any)")
+        parser.error("--allowed-host needs a name (or '*' for any)")
     root_path = args.root_path.strip().rstrip("/")
     if root_path and (not root_path.startswith("/") or "//" in root_path):
-        build_parser().error("--root-path must be a path like /rt")
+        parser.error("--root-path must be a path like /rt")
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     return ServeConfig(
         host=args.host,
@@ -166,11 +171,18 @@ def parse_config(argv: list[str]) -> ServeConfig:
 
 
 def serve_main(argv: list[str]) -> int:
-    """Run the receiver until Ctrl-C; the exit code for ``pytest-rt serve``."""
+    """``pytest-rt serve ARGV``'s exit code (argparse's too: 0 for --help, 2 for a bad option)."""
+    from pytest_rt.cli import main
+
     try:
-        config = parse_config(argv)
-    except SystemExit as exc:  # argparse: --help or a bad option
+        return main(["serve", *argv])
+    except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the receiver until Ctrl-C; the exit code of ``pytest-rt serve``."""
+    config = config_from_args(args, parser)
     try:
         import fastapi  # noqa: F401
         import sqlalchemy  # noqa: F401
@@ -208,41 +220,33 @@ def _run(config: ServeConfig) -> int:
             "name the ones you use with --allowed-host to refuse DNS rebinding",
             file=sys.stderr,
         )
-    server = make_server(config, app)
+    try:
+        server = make_server(config, app)
+    except OSError as exc:
+        app.state.store.close()
+        print(_cannot_bind(config, exc), file=sys.stderr)
+        return 1
     try:
         server.run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled
         pass
-    except SystemExit:  # uvicorn could not start (the port is taken...)
-        if port_in_use(config.host, config.port):
-            # uvicorn's own line says "address already in use", not what to do about it.
-            print(
-                f"pytest-rt serve: port {config.port} on {config.host} is already in use "
-                "(another pytest-rt serve?): choose another with --port, e.g. "
-                f"--port {config.port + 1}, or --port 0 for any free port",
-                file=sys.stderr,
-            )
+    except SystemExit:  # uvicorn could not start (the app's startup failed: it said why)
         return 1
     finally:
         app.state.store.close()  # idempotent: the app's shutdown closed it already
     return 0
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """Whether binding ``host``:``port`` fails because something else holds it."""
+def _cannot_bind(config: ServeConfig, exc: OSError) -> str:
     import errno
-    import socket
 
-    if port == 0:
-        return False
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"pytest-rt serve: port {config.port} on {config.host} is already in use "
+            "(another pytest-rt serve?): choose another with --port, e.g. "
+            f"--port {config.port + 1}, or --port 0 for any free port"
+        )
+    return f"pytest-rt serve: cannot listen on {config.host} port {config.port}: {exc}"
 
 
 if __name__ == "__main__":

@@ -175,10 +175,19 @@ class _Bounded:
         (victim or self).transport.close()
 
 
-def bounded_protocol(head_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol (httptools when installed, else h11) with head deadlines
-    and a connection cap."""
-    base: Any = HttpToolsProtocol if HttpToolsProtocol is not None else H11Protocol
+def bounded_protocol(
+    head_timeout: float, max_connections: int, base: Any = None
+) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol ``base`` (default: httptools when installed, else h11) with
+    head deadlines and a connection cap.
+
+    uvicorn has no public way to do this: _Bounded relies on its protocols' attributes
+    (``cycle`` and its ``response_complete``, ``connections``, ``loop``, ``transport``)
+    and on a new ``cycle`` object per request head. tests/server/test_uvicorn_internals.py
+    fails, for h11 and httptools alike, the day uvicorn changes them.
+    """
+    if base is None:
+        base = HttpToolsProtocol if HttpToolsProtocol is not None else H11Protocol
     name = f"Bounded{base.__name__}"
     made: type[asyncio.Protocol] = type(name, (_Bounded, base), {
         "head_timeout": head_timeout, "max_connections": max_connections})

@@ -16,8 +16,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
 from playwright.sync_api import Browser  # noqa: E402
-
-from conftest import CHROMIUM, CHROMIUM_FLAGS, LiveServer  # noqa: E402
+from rt_browser import CHROMIUM, CHROMIUM_FLAGS, LiveServer  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

@@ -15,8 +15,7 @@ import pytest
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
 import httpx  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
-
-from conftest import LiveServer, RunStream  # noqa: E402
+from rt_browser import LiveServer, RunStream  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

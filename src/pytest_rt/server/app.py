@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from string import Template
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.responses import JSONResponse as _JSONResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
-from .. import __version__
+from .. import __version__, protocol
 from . import api_schema, junit
 from .config import ServeConfig
 from .guard import Guard
@@ -254,25 +256,51 @@ def _junit(store: Store, job_id: str) -> bytes | None:
         return junit.export(conn, job_id)
 
 
-def _page_routes(app: FastAPI, static_dir: Path) -> None:
-    def page(name: str) -> Response:
-        path = static_dir / name
-        if not path.is_file():
-            return JSONResponse({"error": f"{name} is not installed"}, status_code=404)
-        return FileResponse(path, media_type="text/html", headers=HTML_HEADERS)
+# Each page: its own part (a file of the static directory), its title, its script, and
+# the way back to the root from its URL. Every page is that part inside one shell.
+PAGES = {
+    "jobs": ("index.html", "Jobs", "jobs.js", "./"),
+    "job": ("job.html", "Job", "job.js", "../"),
+    "test": ("test.html", "Test history", "test.js", "./"),
+}
+SHELL = STATIC_DIR / "page.html"
 
+
+def _page_routes(app: FastAPI, static_dir: Path) -> None:
+    words = protocol.vocabulary()
+    # The shell carries the protocol's words for the dashboard's scripts (in a <meta>:
+    # the pages run no script but their own).
+    words_in_page = html.escape(dumps_safe(words).decode(), quote=True)
+
+    def page(name: str) -> Response:
+        part, title, script, root = PAGES[name]
+        path = static_dir / part
+        if not path.is_file() or not SHELL.is_file():
+            return JSONResponse({"error": f"{part} is not installed"}, status_code=404)
+        text = Template(SHELL.read_text("utf-8")).substitute(
+            title=title, root=root, script=script, protocol=words_in_page,
+            jobs_current=' aria-current="page"' if name == "jobs" else "",
+            body=path.read_text("utf-8"),
+        )
+        return Response(text, media_type="text/html", headers=HTML_HEADERS)
+
+    # Plain functions: FastAPI runs them on its thread pool, where reading files is fine.
     @app.get("/", include_in_schema=False)
-    async def jobs_page() -> Response:
-        return page("index.html")
+    def jobs_page() -> Response:
+        return page("jobs")
 
     @app.get("/jobs/{job_id:path}", include_in_schema=False)
-    async def job_page(job_id: str) -> Response:  # noqa: ARG001 - the route's path parameter
-        return page("job.html")
+    def job_page(job_id: str) -> Response:  # noqa: ARG001 - the route's path parameter
+        return page("job")
 
     @app.get("/tests", include_in_schema=False)
-    async def test_page() -> Response:
-        return page("test.html")
+    def test_page() -> Response:
+        return page("test")
+
+    @app.get("/protocol.json", include_in_schema=False)
+    async def protocol_words() -> Response:
+        """The protocol's words (pytest_rt.protocol.vocabulary()): event types, statuses,
+        outcomes. The dashboard's pages carry the same document."""
+        return JSONResponse(words, headers=NO_CACHE)
 
     app.mount("/static", _StaticFiles(directory=static_dir, check_dir=False), name="static")
-
-

@@ -9,31 +9,67 @@
 // page and API URL is built from here, whatever page loaded it.
 export const BASE = new URL("../", import.meta.url).pathname;
 
-export const TEST_STATUSES = [
-  "failed", "error", "passed", "skipped", "running", "not_started", "aborted",
-];
+// ---- statuses ---------------------------------------------------------------
+//
+// Which statuses and outcomes exist is the protocol's (pytest_rt/protocol.py): every
+// page's shell carries its vocabulary() in <meta name="pytest-rt-protocol">, the
+// document /protocol.json serves. What is below is how the dashboard shows them.
 
-// Job statuses in the order the jobs list shows them: running, then abandoned
-// (a run the receiver stopped hearing from, --stale-after), then the rest.
+/** The protocol's words: statuses, shown_statuses, job_statuses, outcomes, status_of... */
+export const PROTOCOL = JSON.parse(document.querySelector('meta[name="pytest-rt-protocol"]').content);
+
+// The one status table: each word's label, and whether a test with it failed (its
+// message is open to read) or is not over yet. A word it does not know shows as itself.
+const STATUS = {
+  passed: { label: "Passed" },
+  failed: { label: "Failed", failure: true },
+  error: { label: "Error", failure: true },
+  skipped: { label: "Skipped" },
+  running: { label: "Running", unfinished: true },
+  not_started: { label: "Not started", unfinished: true },
+  aborted: { label: "Aborted", failure: true },
+  interrupted: { label: "Interrupted" },
+  abandoned: { label: "Abandoned" },
+  xfailed: { label: "xfail" },
+  xpassed: { label: "xpass" },
+};
+
+// The orders statuses are shown in: the status filter puts failures first, counts and
+// progress bars begin with the passes; the jobs list shows running jobs first, then
+// abandoned ones (runs the receiver stopped hearing from, --stale-after), then the rest.
+const FILTER_ORDER = ["failed", "error", "passed", "skipped", "running", "not_started", "aborted"];
+const COUNT_ORDER = ["passed", "failed", "error", "skipped", "running", "aborted", "not_started"];
 export const JOB_RANK = { running: 0, abandoned: 1 };
 
-const LABELS = {
-  passed: "Passed",
-  failed: "Failed",
-  error: "Error",
-  skipped: "Skipped",
-  running: "Running",
-  not_started: "Not started",
-  aborted: "Aborted",
-  interrupted: "Interrupted",
-  abandoned: "Abandoned",
-  xfailed: "xfail",
-  xpassed: "xpass",
-};
+/** `words` in `order` (words it does not name last, as they come). */
+function ordered(words, order) {
+  const rank = (word) => (order.includes(word) ? order.indexOf(word) : order.length);
+  return [...words].sort((a, b) => rank(a) - rank(b));
+}
+
+/** A test's statuses as the status filter lists them. */
+export const TEST_STATUSES = ordered(PROTOCOL.shown_statuses, FILTER_ORDER);
+/** A test's statuses as counts list them. */
+const COUNTED = ordered(PROTOCOL.shown_statuses, COUNT_ORDER);
 
 /** A human label for a status or outcome. */
 export function label(status) {
-  return LABELS[status] || String(status);
+  return (STATUS[status] || {}).label || String(status);
+}
+
+/** A test that failed (failed, error, aborted): its message is worth opening. */
+export function isFailure(status) {
+  return Boolean((STATUS[status] || {}).failure);
+}
+
+/** A test not over yet (running, not started): no result, no final duration. */
+export function isUnfinished(status) {
+  return Boolean((STATUS[status] || {}).unfinished);
+}
+
+/** A status pytest gave the test (not one the receiver shows: running, aborted...). */
+export function isResult(status) {
+  return PROTOCOL.statuses.includes(status);
 }
 
 /**
@@ -88,11 +124,12 @@ export function testUrl(nodeid, { project = null, branch = null } = {}) {
 
 /**
  * A job's title, the one every page shows: its custom id when given, else
- * "project · branch · #build" (the parts known), else "Job 1a2b3c4d".
+ * "project · branch · #build" (the parts known), else "Job 1a2b3c4d". Of a Job, or of
+ * a result of a test's history (its job's branch and build beside its other fields).
  */
 export function jobTitle(job) {
   if (job.custom_id) return String(job.custom_id);
-  const ci = job.ci || {};
+  const ci = job.ci || { branch: job.branch, build: job.build };
   const parts = [job.project, ci.branch, ci.build ? `#${ci.build}` : null].filter(Boolean);
   return parts.length ? parts.join(" · ") : `Job ${String(job.job_id).slice(0, 8)}`;
 }
@@ -211,8 +248,9 @@ export function nowSeconds() {
 
 /** Number of tests that have a final result (passed, failed, ... aborted). */
 export function finishedCount(job) {
-  const c = job.counts || {};
-  return (c.passed || 0) + (c.failed || 0) + (c.error || 0) + (c.skipped || 0) + (c.aborted || 0);
+  const counts = job.counts || {};
+  return COUNTED.filter((status) => !isUnfinished(status))
+    .reduce((sum, status) => sum + (counts[status] || 0), 0);
 }
 
 /**
@@ -252,6 +290,17 @@ export function headline(msg) {
   const error = lines.find((line) => /^E\s/.test(line));
   const pick = error ? error.replace(/^E\s+/, "") : lines[lines.length - 1];
   return (pick || "").slice(0, 300);
+}
+
+/**
+ * A failure's message, folded to its headline (or `empty` when it has none): the whole
+ * text shows when opened, then `more` (the captured output...).
+ */
+export function failureMessage(msg, { open = false, empty = "", more = null } = {}) {
+  return el("details", { className: "msg", open },
+    el("summary", {}, el("span", { className: "msg-head" }, headline(msg) || empty)),
+    msg ? el("pre", { className: "msg-body" }, msg) : null,
+    more);
 }
 
 /** GET a JSON document; throws an Error with the HTTP status on failure. */
@@ -323,8 +372,9 @@ export function connectionIndicator() {
 export function progressBar() {
   const bar = el("div", { className: "progress", role: "progressbar", "aria-valuemin": 0 });
   const segments = {};
-  for (const status of ["passed", "failed", "error", "skipped", "aborted", "running"]) {
-    segments[status] = el("span", { className: `seg seg-${status}` });
+  // Tests not started are the bar's empty part.
+  for (const status of COUNTED.filter((s) => s !== "not_started")) {
+    segments[status] = el("span", { className: `seg seg-${safeToken(status)}` });
     bar.append(segments[status]);
   }
   bar.update = (job) => {
@@ -342,8 +392,9 @@ export function progressBar() {
   return bar;
 }
 
-// pytest's outcomes that the seed's statuses hold: an xfail is a skip, an xpass a pass.
-const INSIDE = { skipped: "xfailed", passed: "xpassed" };
+// pytest's outcomes that another status holds (protocol's status_of): an xfail is a skip,
+// an xpass a pass.
+const INSIDE = Object.entries(PROTOCOL.status_of).filter(([outcome, status]) => outcome !== status);
 
 /**
  * Small coloured count chips: "6 passed", "2 failed", "4 skipped (1 xfailed)"... (zeros
@@ -354,12 +405,13 @@ export function countChips(job) {
   const counts = job.counts || {};
   const outcomes = job.outcome_counts || {};
   const chips = [];
-  for (const status of ["passed", "failed", "error", "skipped", "running", "aborted", "not_started"]) {
+  for (const status of COUNTED) {
     const n = counts[status] || 0;
     if (!n) continue;
-    const inner = INSIDE[status];
-    const sub = inner && outcomes[inner] ? ` (${outcomes[inner]} ${inner})` : "";
-    chips.push(el("span", { className: `chip chip-${status}`, title: label(status), "data-status": status },
+    const inner = INSIDE.filter(([outcome, holder]) => holder === status && outcomes[outcome])
+      .map(([outcome]) => `${outcomes[outcome]} ${outcome}`);
+    const sub = inner.length ? ` (${inner.join(", ")})` : "";
+    chips.push(el("span", { className: `chip chip-${safeToken(status)}`, title: label(status), "data-status": status },
       el("strong", { text: n }), ` ${label(status).toLowerCase()}`,
       sub ? el("span", { className: "chip-sub" }, sub) : null));
   }

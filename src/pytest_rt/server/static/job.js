@@ -1,9 +1,9 @@
 // The job page: the job's header and every test, updated live from events.
 import {
-  BASE, TEST_STATUSES, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime,
-  finishedCount, follow, getJSON, headline, identityParts, isNewerJob, isNewerTest, isoTime,
-  jobDuration, jobEta, jobTitle, jobUrl, label, nowSeconds, progressBar, safeToken, setChildren,
-  setText, testUrl,
+  BASE, TEST_STATUSES, badge, batched, connectionIndicator, countChips, el, failureMessage,
+  fmtDuration, fmtTime, finishedCount, follow, getJSON, headline, identityParts, isFailure,
+  isNewerJob, isNewerTest, isResult, isUnfinished, isoTime, jobDuration, jobEta, jobTitle, jobUrl,
+  label, nowSeconds, progressBar, safeToken, setChildren, setText, testUrl,
 } from "./common.js";
 
 const jobId = decodeURIComponent(location.pathname.slice(BASE.length).replace(/^jobs\//, "").replace(/\/$/, ""));
@@ -178,12 +178,9 @@ function sectionTabs(entry) {
 function messageBlock(entry) {
   const { test } = entry;
   const parts = [];
-  const failure = ["failed", "error", "aborted"].includes(test.status);
-  if (failure && (test.msg || (test.sections || []).length)) {
-    const details = el("details", { className: "msg", open: entry.open },
-      el("summary", {}, el("span", { className: "msg-head" }, headline(test.msg) || "Captured output")),
-      test.msg ? el("pre", { className: "msg-body" }, test.msg) : null,
-      sectionTabs(entry));
+  if (isFailure(test.status) && (test.msg || (test.sections || []).length)) {
+    const details = failureMessage(test.msg,
+      { open: entry.open, empty: "Captured output", more: sectionTabs(entry) });
     details.addEventListener("toggle", () => { entry.open = details.open; });
     parts.push(details);
   } else {
@@ -364,9 +361,9 @@ function applyFilter() {
     const n = counts[status] || 0;
     setText(count, String(n));
     button.setAttribute("aria-pressed", String(state.filter === status));
-    // Statuses that never occurred in this job stay out of the way.
-    button.hidden = status !== "all" && n === 0 && state.filter !== status
-      && ["running", "not_started", "aborted"].includes(status);
+    // Statuses that are not a result of the run (running, not started, aborted) stay out
+    // of the way when no test has them.
+    button.hidden = status !== "all" && n === 0 && state.filter !== status && !isResult(status);
     button.classList.toggle("is-empty", n === 0);
   }
   document.getElementById("no-tests").hidden = visible > 0 || state.tests.size === 0;
@@ -375,7 +372,7 @@ function applyFilter() {
 function renderSlowest() {
   const finished = [...state.tests.values()]
     .map((entry) => entry.test)
-    .filter((test) => Number.isFinite(test.duration) && !["running", "not_started"].includes(test.status))
+    .filter((test) => Number.isFinite(test.duration) && !isUnfinished(test.status))
     .sort((a, b) => b.duration - a.duration)
     .slice(0, 10);
   const max = finished.length ? finished[0].duration || 1 : 1;
@@ -576,7 +573,7 @@ function onEvent(event) {
   // One message per job per short window: each test that moved, in its latest state.
   for (const test of event.tests || []) {
     upsertTest(test, { live: true });
-    if (["failed", "error"].includes(test.status)) markSoon();
+    if (isResult(test.status) && isFailure(test.status)) markSoon();
   }
   refresh();
   // The first sign of a job this page waited for, or another shard of it

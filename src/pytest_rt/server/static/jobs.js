@@ -1,8 +1,8 @@
 // The jobs page: every job, running first, each with a live progress bar.
 import {
-  BASE, JOB_RANK, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime, finishedCount,
+  BASE, JOB_RANK, PROTOCOL, badge, batched, connectionIndicator, countChips, el, fmtDuration, fmtTime, finishedCount,
   follow, getJSON, identityParts, isNewerJob, isoTime, jobDuration, jobEta, jobTitle, jobUrl,
-  progressBar, setChildren, setText,
+  label, progressBar, setChildren, setText,
 } from "./common.js";
 
 const LIMIT = 50;
@@ -223,8 +223,9 @@ function refilter() {
 
 function setup() {
   setText(document.getElementById("command"), `pytest --rt --rt-url ${location.origin}${BASE}loader`);
-  readFilters();
   const form = document.getElementById("filters");
+  form.elements.status.append(...PROTOCOL.job_statuses.map((status) => el("option", { value: status }, label(status))));
+  readFilters();
   form.addEventListener("submit", (event) => event.preventDefault());
   form.elements.status.addEventListener("change", () => {
     state.status = form.elements.status.value;

@@ -1,7 +1,8 @@
 // The test page: one test's results across jobs, and whether it is flaky.
 import {
-  BASE, badge, connectionIndicator, el, fmtDuration, fmtTime, follow, getJSON, headline, isoTime,
-  jobTitle, jobUrl, label, safeToken, setChildren, setText, testUrl,
+  BASE, badge, connectionIndicator, el, failureMessage, fmtDuration, fmtTime, follow,
+  getJSON, headline, isFailure, isResult, isoTime, jobTitle, jobUrl, label, safeToken, setChildren, setText,
+  testUrl,
 } from "./common.js";
 
 const query = new URLSearchParams(location.search);
@@ -21,7 +22,8 @@ function median(values) {
 }
 
 function renderStats(results) {
-  const decided = results.filter((r) => ["passed", "failed", "error"].includes(r.status));
+  // The pass rate counts the results that passed or failed: not skips.
+  const decided = results.filter((r) => isResult(r.status) && r.status !== "skipped");
   const passed = decided.filter((r) => r.status === "passed").length;
   const durations = results.map((r) => r.duration).filter(Number.isFinite);
   const last = results[0];
@@ -69,11 +71,7 @@ function renderScope() {
 
 function messageCell(result) {
   if (!result.msg) return "";
-  if (["failed", "error", "aborted"].includes(result.status)) {
-    return el("details", { className: "msg" },
-      el("summary", {}, el("span", { className: "msg-head" }, headline(result.msg))),
-      el("pre", { className: "msg-body" }, result.msg));
-  }
+  if (isFailure(result.status)) return failureMessage(result.msg);
   return el("span", { className: "reason" }, headline(result.msg));
 }
 
@@ -81,8 +79,7 @@ function renderHistory(results) {
   const rows = results.map((r) => {
     const outcome = r.outcome && r.outcome !== r.status && r.outcome !== "error"
       ? el("span", { className: `outcome outcome-${safeToken(r.outcome)}` }, label(r.outcome)) : null;
-    const title = jobTitle({ job_id: r.job_id, custom_id: r.custom_id, project: r.project,
-      ci: { branch: r.branch, build: r.build } });
+    const title = jobTitle(r);
     return el("tr", { className: "test-row", "data-status": safeToken(r.status), "data-job-id": r.job_id },
       el("td", { className: "col-status" }, badge(r.status), outcome),
       el("td", {}, el("a", { href: jobUrl(r.job_id), title: r.job_id }, title),

@@ -52,19 +52,24 @@ export const TEST_STATUSES = ordered(PROTOCOL.shown_statuses, FILTER_ORDER);
 /** A test's statuses as counts list them. */
 const COUNTED = ordered(PROTOCOL.shown_statuses, COUNT_ORDER);
 
+/** The table's entry of a word (a status comes from the run: never "__proto__"'s). */
+function entry(status) {
+  return Object.hasOwn(STATUS, status) ? STATUS[status] : {};
+}
+
 /** A human label for a status or outcome. */
 export function label(status) {
-  return (STATUS[status] || {}).label || String(status);
+  return entry(status).label || String(status);
 }
 
 /** A test that failed (failed, error, aborted): its message is worth opening. */
 export function isFailure(status) {
-  return Boolean((STATUS[status] || {}).failure);
+  return Boolean(entry(status).failure);
 }
 
 /** A test not over yet (running, not started): no result, no final duration. */
 export function isUnfinished(status) {
-  return Boolean((STATUS[status] || {}).unfinished);
+  return Boolean(entry(status).unfinished);
 }
 
 /** A status pytest gave the test (not one the receiver shows: running, aborted...). */

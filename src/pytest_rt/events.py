@@ -11,7 +11,6 @@ import inspect
 import json
 import json.encoder
 import os
-import random
 import re
 import time
 from collections import Counter
@@ -21,7 +20,17 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from pytest_rt.protocol import FAILED_OUTCOMES, FW, OUTCOMES, STATUS_OF
+from pytest_rt.protocol import (
+    EVENT_TYPES,
+    FAILED_OUTCOMES,
+    FW,
+    OUTCOMES,
+    START_ITEM,
+    START_RUN,
+    STATUS_OF,
+    STOP_ITEM,
+    STOP_RUN,
+)
 
 Event = dict[str, Any]
 _PYTEST_7 = pytest.__version__.startswith("7.")
@@ -30,6 +39,12 @@ _PYTEST_7 = pytest.__version__.startswith("7.")
 def stamp(t: float) -> str:
     """A time as the seed's strings: Unix seconds with 6 decimals."""
     return f"{t:.6f}"
+
+
+def stamp_now() -> str:
+    """stamp(time.time()), from integers: formatting a float to 6 decimals costs more."""
+    us = time.time_ns() // 1000
+    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
 
 _XDIST_HEADER = re.compile(r"\[[^\]\n]+\] [^\n]* -- Python [^\n]*\n")
@@ -61,24 +76,30 @@ def description_of(item: Any) -> str | None:
     return inspect.cleandoc(doc).strip() if isinstance(doc, str) else None
 
 
-def test_uuid(nodeid: str, custom_id: str | None) -> str:
-    """Testgr's per-test uuid: stable per test when a custom id is set, as upstream did."""
-    if custom_id:
-        import hashlib  # only with a custom id
+class TestUuids:
+    """Testgr's per-test uuids for one run: stable per test with a custom id, as upstream
+    did; else unique per test per run, in a uuid's shape.
 
-        digest = hashlib.md5((custom_id + nodeid).encode("utf-8"), usedforsecurity=False)
-        return str(int(digest.hexdigest(), 16))[:31]
-    h = random_hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def random_hex() -> str:
-    """128 random bits as 32 hex digits: an id unique in practice.
-
-    Not uuid4(): that reads os.urandom and builds a UUID object, several times the
-    cost, paid on the test thread for every event. Uniqueness is all ids need here.
+    Without a custom id: 80 random bits for the run, then the test's number (12 hex
+    digits). Not uuid4() per test: that reads os.urandom and builds a UUID object,
+    several times the cost, for every test of the run.
     """
-    return f"{random.getrandbits(128):032x}"
+
+    def __init__(self, custom_id: str | None) -> None:
+        self.custom_id = custom_id
+        h = os.urandom(10).hex()
+        self._prefix = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-"
+        self._made = 0
+
+    def __call__(self, nodeid: str) -> str:
+        if self.custom_id:
+            import hashlib  # only with a custom id
+
+            digest = hashlib.md5((self.custom_id + nodeid).encode("utf-8"),
+                                 usedforsecurity=False)
+            return str(int(digest.hexdigest(), 16))[:31]
+        self._made += 1
+        return f"{self._prefix}{self._made:012x}"
 
 
 @dataclass
@@ -98,7 +119,7 @@ class Limits:
         return text
 
 
-@dataclass
+@dataclass(slots=True)
 class TestResult:
     """The reports of one test, gathered until its final attempt is over."""
 
@@ -195,16 +216,25 @@ class Job:
 
     def __post_init__(self) -> None:
         # The fields every event shares, encoded once: per event only its own are.
-        self._head = encode({"job_id": self.job_id, "custom_id": self.custom_id})[1:-1]
+        head = encode({"job_id": self.job_id, "custom_id": self.custom_id})[1:-1]
+        self._head = head
+        self._starts = {kind: f'{{"fw":"{FW}","type":"{kind}",{head}' for kind in EVENT_TYPES}
+        # event_id: 96 random bits of this run, then the event's seq (8 hex digits): 32
+        # hex digits unique per event without asking the OS or the PRNG for each one.
+        self._ids = os.urandom(12).hex()
         self._tail = f',"run_id":{encode(self.run_id)},"seq":'
 
     def line(self, type_: str, fields: dict[str, Any]) -> str:
         """The next event as one line of JSON: fw, type, job_id, custom_id, the
         event's own fields, event_id, run_id, seq (docs/protocol.md)."""
-        self.seq += 1
         own = encode(fields)[1:-1]
-        return (f'{{"fw":"{FW}","type":"{type_}",{self._head}{"," if own else ""}{own},'
-                f'"event_id":"{random_hex()}"{self._tail}{self.seq}}}')
+        return self.raw(type_, "," + own if own else "")
+
+    def raw(self, type_: str, own: str) -> str:
+        """line() with the event's own fields already encoded, each after a comma."""
+        self.seq = seq = self.seq + 1
+        start = self._starts.get(type_) or f'{{"fw":"{FW}","type":{encode(type_)},{self._head}'
+        return f'{start}{own},"event_id":"{self._ids}{seq:08x}"{self._tail}{seq}}}'
 
     def event(self, type_: str, **fields: Any) -> Event:
         """The next event as a dict (what a receiver decodes from line())."""
@@ -228,33 +258,50 @@ def _make_encoder() -> Callable[[Any], str]:
 
 
 encode = _make_encoder()
+_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # one str (C)
 
 
-def start_test_run(job: Job, tests: list[dict[str, Any]], *, env: str | None,
+def json_text(value: str | None) -> str:
+    """A str or None as JSON."""
+    return "null" if value is None else _string(value)
+
+
+def test_ref(nodeid: str, uuid_: str) -> str:
+    """A test's `test` and `uuid` fields, encoded once for its start and stop events.
+    (uuids are hex digits and dashes: nothing to escape.)"""
+    return f',"test":{_string(nodeid)},"uuid":"{uuid_}"'
+
+
+def start_test_run(job: Job, tests: list[str], *, env: str | None,
                    custom_data: dict[str, Any] | None, start: float,
                    collect_errors: list[dict[str, str]], extra: dict[str, Any]) -> str:
-    return job.line("startTestRun", {
-        "tests": tests, "env": env, "custom_data": custom_data, "startTime": round(start, 6),
-        "collect_errors": list(collect_errors), **extra})
+    """startTestRun; `tests` are test_entry()'s, already encoded."""
+    rest = encode({
+        "env": env, "custom_data": custom_data, "startTime": round(start, 6),
+        "collect_errors": list(collect_errors), **extra})[1:-1]
+    return job.raw(START_RUN, f',"tests":[{",".join(tests)}],{rest}')
 
 
 def test_entry(nodeid: str, uuid_: str, *, location: str | None = None,
-               description: str | None = None, markers: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "location": location if location is not None else location_from_nodeid(nodeid),
-        "nodeid": nodeid,
-        "uuid": uuid_,
-        "description": description,
-        "file": nodeid.split("::")[0],
-        "markers": markers or [],
-    }
+               description: str | None = None, markers: list[str] | None = None
+               ) -> tuple[str, str]:
+    """One test of startTestRun's list, encoded (location, nodeid, uuid, description,
+    file, markers), and its test_ref() from the same encoding of the node id."""
+    if location is None:
+        location = location_from_nodeid(nodeid)
+    quoted = _string(nodeid)
+    tags = ",".join(map(_string, markers)) if markers else ""
+    file = nodeid.partition("::")[0]
+    entry = (f'{{"location":{_string(location)},"nodeid":{quoted},"uuid":"{uuid_}",'
+             f'"description":{json_text(description)},'
+             f'"file":{_string(file)},"markers":[{tags}]}}')
+    return entry, f',"test":{quoted},"uuid":"{uuid_}"'
 
 
-def start_test_item(job: Job, nodeid: str, uuid_: str, worker: str | None,
-                    now: float | None = None) -> str:
-    return job.line("startTestItem", {
-        "test": nodeid, "uuid": uuid_, "startTime": stamp(time.time() if now is None else now),
-        "worker": worker})
+def start_test_item(job: Job, ref: str, worker: str | None, now: float | None = None) -> str:
+    """startTestItem of the test `ref` (test_ref()) names."""
+    when = stamp_now() if now is None else stamp(now)
+    return job.raw(START_ITEM, f'{ref},"startTime":"{when}","worker":{json_text(worker)}')
 
 
 CAPTURE = ("failed", "all", "none")  # --rt-capture: whose captured output is sent
@@ -279,21 +326,28 @@ class Stop(NamedTuple):
     msg: str  # as sent: cut and masked
 
 
-def stop_test_item(job: Job, result: TestResult, uuid_: str, limits: Limits,
+def stop_test_item(job: Job, result: TestResult, ref: str, limits: Limits,
                    interrupted_msg: str = "", now: float | None = None,
                    capture: str = "failed") -> Stop:
-    """The stopTestItem event of a finished test, its precise outcome and message."""
+    """The stopTestItem event of a finished test (`ref`: test_ref()), its precise
+    outcome and message."""
+    when_ = stamp_now() if now is None else stamp(now)
+    if capture != "all" and not result.rerun_msgs and _plain_pass(result.reports):
+        # Most tests: the same text as below, without building and encoding a dict.
+        line = job.raw(STOP_ITEM, (
+            f'{ref},"status":"passed","msg":"","stopTime":"{when_}","outcome":"passed",'
+            f'"when":"call","duration":{result.duration!r},"worker":{json_text(result.worker)},'
+            '"reruns":0,"rerun_msgs":[],"sections":[]'))
+        return Stop(line, "passed", "")
     outcome, when, msg = result.verdict()
     if outcome == "interrupted" and not msg:  # a crashed worker's report has its own text
         msg = interrupted_msg or "interrupted before the test finished"
     wanted = capture == "all" or (capture == "failed" and outcome in FAILED_OUTCOMES)
     msg = limits.clean(msg) if msg else msg
-    line = job.line("stopTestItem", {
-        "test": result.nodeid,
-        "uuid": uuid_,
+    rest = encode({
         "status": STATUS_OF[outcome],
         "msg": msg,
-        "stopTime": stamp(time.time() if now is None else now),
+        "stopTime": when_,
         "outcome": outcome,
         "when": when,
         "duration": result.duration,
@@ -301,8 +355,8 @@ def stop_test_item(job: Job, result: TestResult, uuid_: str, limits: Limits,
         "reruns": len(result.rerun_msgs),
         "rerun_msgs": [limits.clean(m) for m in result.rerun_msgs],
         "sections": captured(result, limits) if wanted else [],
-    })
-    return Stop(line, outcome, msg)
+    })[1:-1]
+    return Stop(job.raw(STOP_ITEM, f"{ref},{rest}"), outcome, msg)
 
 
 def stop_test_run(job: Job, *, exitstatus: int, counts: Counter[str], total: int, started: int,
@@ -311,7 +365,7 @@ def stop_test_run(job: Job, *, exitstatus: int, counts: Counter[str], total: int
     now = time.time() if now is None else now
     full = {name: counts.get(name, 0) for name in OUTCOMES}
     full["not_started"] = max(total - started, 0)
-    return job.line("stopTestRun", {
+    return job.line(STOP_RUN, {
         "stopTime": stamp(now),
         "send_report": "1" if send_report else "0",
         "exitstatus": exitstatus,

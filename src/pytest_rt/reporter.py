@@ -37,6 +37,8 @@ class Reporter:
         self.delivery: Delivery | None = None
         self.report: Report | None = None
         self.uuids: dict[str, str] = {}
+        self.refs: dict[str, str] = {}  # events.test_ref() of each test
+        self.new_uuid = events.TestUuids(settings.custom_id)
         self.run_started = False
         self.start_time: float | None = None
         self.open: dict[str, TestResult] = {}
@@ -61,6 +63,7 @@ class Reporter:
         except Exception as exc:  # never the user's run: say so once, send nothing
             self._say(f"delivery not started: {type(exc).__name__}: {exc}")
             return
+        self._emit = self.delivery.emit_line  # type: ignore[method-assign]  # one call less
         if self.settings.insecure:
             self._say("--rt-insecure: HTTPS certificates of the receiver are NOT verified")
 
@@ -69,9 +72,8 @@ class Reporter:
         if self.delivery is not None and self.report is None:
             self.report = self.delivery.finish()
 
-    def _emit(self, line: str) -> None:
-        if self.delivery is not None:
-            self.delivery.emit_line(line)
+    def _emit(self, text: str) -> None:
+        """Without delivery (it failed to start), events go nowhere; see sessionstart."""
 
     # -- collection -------------------------------------------------------------------
 
@@ -95,7 +97,7 @@ class Reporter:
             self._start_run([self._entry(nodeid, description=docs.get(nodeid))
                              for nodeid in ids])
 
-    def _entry_for_item(self, item: pytest.Item) -> dict[str, Any]:
+    def _entry_for_item(self, item: pytest.Item) -> str:
         return self._entry(
             item.nodeid,
             location=item.location[2],
@@ -103,16 +105,24 @@ class Reporter:
             markers=_marker_names(item),
         )
 
-    def _entry(self, nodeid: str, **extra: Any) -> dict[str, Any]:
-        return events.test_entry(nodeid, self._uuid(nodeid), **extra)
+    def _entry(self, nodeid: str, **extra: Any) -> str:
+        entry, self.refs[nodeid] = events.test_entry(nodeid, self._uuid(nodeid), **extra)
+        return entry
 
     def _uuid(self, nodeid: str) -> str:
         uuid_ = self.uuids.get(nodeid)
         if uuid_ is None:
-            uuid_ = self.uuids[nodeid] = events.test_uuid(nodeid, self.settings.custom_id)
+            uuid_ = self.uuids[nodeid] = self.new_uuid(nodeid)
         return uuid_
 
-    def _start_run(self, tests: list[dict[str, Any]]) -> None:
+    def _ref(self, nodeid: str) -> str:
+        """The test's `test` and `uuid` fields, encoded once for its start and stop."""
+        ref = self.refs.get(nodeid)
+        if ref is None:
+            ref = self.refs[nodeid] = events.test_ref(nodeid, self._uuid(nodeid))
+        return ref
+
+    def _start_run(self, tests: list[str]) -> None:
         self.run_started = True
         self.ci = ci.detect(os.environ, self.config.rootpath)
         self.start_time = time.time()
@@ -190,8 +200,8 @@ class Reporter:
             self._start_run([])
         result = self.open[nodeid] = TestResult(nodeid, worker)
         self.started += 1
-        uuid_ = self.uuids.get(nodeid) or self._uuid(nodeid)
-        self._emit(events.start_test_item(self.job, nodeid, uuid_, worker))
+        ref = self.refs.get(nodeid) or self._ref(nodeid)
+        self._emit(events.start_test_item(self.job, ref, worker))
         return result
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -200,7 +210,8 @@ class Reporter:
             result = self._open(report.nodeid, _worker_of(report))
         if self.distributed and result.worker is None:  # only xdist's reports name one
             result.worker = _worker_of(report)
-        if str(report.outcome) == "rerun":  # pytest-rerunfailures' own outcome (not in the type)
+        outcome = report.outcome
+        if outcome != "passed" and str(outcome) == "rerun":  # pytest-rerunfailures' own
             result.add(report)
         else:  # TestResult.add's common case, without the call: three times per test
             result.reports.append(report)
@@ -221,7 +232,7 @@ class Reporter:
     def _close(self, result: TestResult) -> None:
         del self.open[result.nodeid]
         stop = events.stop_test_item(
-            self.job, result, self.uuids[result.nodeid], self.limits, self.interrupt_msg,
+            self.job, result, self.refs[result.nodeid], self.limits, self.interrupt_msg,
             capture=self.settings.capture)
         self.counts[stop.outcome] += 1
         if stop.outcome in protocol.FAILED_OUTCOMES and len(self.failures) < github.MAX_FAILURES:

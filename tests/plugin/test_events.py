@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -33,13 +34,17 @@ def test_a_msg_is_cut_at_max_msg_with_a_marker_and_left_alone_below(text, max_ms
 
 @given(st.text(min_size=1, max_size=50), st.text(min_size=1, max_size=80))
 def test_with_a_custom_id_a_test_uuid_is_stable_digits_as_upstream_made_them(custom_id, nodeid):
-    first = events.test_uuid(nodeid, custom_id)
-    assert first == events.test_uuid(nodeid, custom_id)
+    first = events.TestUuids(custom_id)(nodeid)
+    assert first == events.TestUuids(custom_id)(nodeid)
     assert first.isdigit() and 0 < len(first) <= 31
 
 
 def test_without_a_custom_id_test_uuids_are_fresh():
-    assert events.test_uuid("t.py::t", None) != events.test_uuid("t.py::t", None)
+    uuids = events.TestUuids(None)
+    assert uuids("t.py::t") != uuids("t.py::t")
+    assert uuids("t.py::t") != events.TestUuids(None)("t.py::t")  # nor across runs
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                        uuids("t.py::t"))
 
 
 def test_every_outcome_maps_to_one_of_the_seeds_four_status_words():
@@ -63,3 +68,25 @@ def test_events_of_one_job_count_seq_from_one_with_fresh_event_ids():
     assert [e["seq"] for e in made] == [1, 2, 3, 4, 5]
     assert len({e["event_id"] for e in made}) == 5
     assert {e["run_id"] for e in made} == {job.run_id}
+
+
+@given(st.text(max_size=60), st.sampled_from([None, "gw0", 'g"w\\1']),
+       st.floats(min_value=0, max_value=1e4, allow_nan=False))
+def test_a_passing_tests_stop_event_is_the_same_text_from_its_fast_path(nodeid, worker, spent):
+    """stop_test_item writes a plain pass without a dict: the text must be what the
+    general path encodes (capture="all" takes the general path; no sections here)."""
+    result = events.TestResult(nodeid, worker)
+    for when in ("setup", "call", "teardown"):
+        result.reports.append(pytest.TestReport(nodeid, ("f.py", 0, "t"), {}, "passed", None,
+                                                when, duration=spent))
+    ref = events.test_ref(nodeid, "u-1")
+    lines = []
+    for capture in ("failed", "all"):
+        job = events.Job("job", None, run_id="r")
+        stop = events.stop_test_item(job, result, ref, events.Limits(), now=1.5, capture=capture)
+        assert stop.outcome == "passed"
+        lines.append(stop.line)
+    # Jobs differ only in their random event ids, which come after the event's own fields.
+    assert lines[0].split('"event_id"')[0] == lines[1].split('"event_id"')[0]
+    decoded = json.loads(lines[0])
+    assert (decoded["test"], decoded["uuid"], decoded["worker"]) == (nodeid, "u-1", worker)

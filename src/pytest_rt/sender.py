@@ -212,8 +212,8 @@ class Sender:
             timeout = min(timeout, self.deadline - time.monotonic())
         self.stats.posts += len(bodies)
         self._last_post = time.monotonic()
-        if self._identity is None:
-            self._learn_identity(lines[0])
+        if self._identity is None:  # every event of a run has it: read the smallest
+            self._learn_identity(min(lines, key=len))
         closing = self.closing  # a try that began before close() does not count as the last
         try:
             answers = self.transport.post_many(bodies, timeout=timeout)

@@ -274,6 +274,65 @@ def instructions(tmp: Path, small: int, large: int) -> None:
                   f"{fixed[name] / 1e6:>9.0f}M{(fixed[name] - fixed['plain']) / 1e6:>+12.0f}M")
 
 
+def sender_instructions(tmp: Path, small: int, large: int) -> None:
+    """The sender's instructions per event at the batch sizes of a real run.
+
+    Under callgrind a run is ~50 times slower, so the sender's 50 ms linger finds a
+    few events where a real run's finds a hundred, and its per-request cost is
+    counted per handful of events. `pytest-rt replay` sends a journal as a run's
+    sender does (the same Sender and Transport, Sender.to), with no linger to
+    depend on: full batches of 500 to a batching receiver, pipelines of 32
+    one-event requests to one that isn't. Journals of both sizes come from runs
+    against a receiver that is down; the slope is the cost of one event.
+    """
+    down = socket.socket()
+    down.bind(("127.0.0.1", 0))
+    url_down = f"http://127.0.0.1:{down.getsockname()[1]}/loader"
+    journals: dict[int, Path] = {}
+    for n in (small, large):
+        spool = tmp / f"spool-r{n}"
+        run_pytest(make_suite(tmp / f"r{n}", n),
+                   ["--rt", "--rt-url", url_down, "--rt-spool", str(spool),
+                    "--rt-flush-timeout", "0"])
+        journals[n] = next((spool / "spool").glob("*.jsonl"))
+    down.close()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONHASHSEED"] = "0"
+    print(f"\nInstructions of `pytest-rt replay` (the sender), callgrind, journals of "
+          f"{small} and {large} tests")
+    print(f"{'receiver':<12}{'events':>8}{f'{small}':>10}{f'{large}':>10}{'per event':>11}"
+          f"{'per test':>10}")
+    for name, batch in (("batches", True), ("one per POST", False)):
+        server, handler = serve(batch=batch)
+        url = f"http://127.0.0.1:{server.server_address[1]}/loader"
+        totals: dict[int, int] = {}
+        events: dict[int, int] = {}
+        for n, journal in [(0, journals[small]), *journals.items()]:  # 0: writes bytecode
+            copy = tmp / f"replay-{batch}-{n}" / "spool"
+            copy.mkdir(parents=True)
+            shutil.copy(journal, copy / journal.name)  # replay removes what it delivered
+            out = tmp / f"cg.replay.{batch}.{n}"
+            before = handler.count
+            cmd = [PYTHON, "-m", "pytest_rt.cli", "replay", str(copy.parent), "--url", url]
+            if n:
+                cmd = [valgrind(), "--tool=callgrind", f"--callgrind-out-file={out}", *cmd]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            events[n] = handler.count - before
+            if proc.returncode != 0 or any(copy.glob("*.jsonl")):
+                raise SystemExit(f"replay failed:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+            if not n:
+                continue
+            match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+            assert match, f"no total in {out}"
+            totals[n] = int(match.group(1))
+        per_event = (totals[large] - totals[small]) / (events[large] - events[small])
+        per_test = (totals[large] - totals[small]) / (large - small)
+        print(f"{name:<12}{events[large]:>8}{totals[small] / 1e9:>9.3f}G"
+              f"{totals[large] / 1e9:>9.3f}G{per_event / 1e6:>10.4f}M{per_test / 1e6:>9.4f}M")
+        server.shutdown()
+        server.server_close()
+
+
 def hostile_server(answer: bytes) -> tuple[socket.socket, threading.Event]:
     """Answers each connection's first request with `answer`, then endless filler
     ("a" bytes) until the client goes away."""
@@ -389,6 +448,7 @@ def main() -> int:
         tmp = Path(tmpdir)
         if args.instructions:
             instructions(tmp, 100, 500)
+            sender_instructions(tmp, 1000, 5000)
             return 0
         if args.hostile:
             hostile_table(3.0, hostile(tmp, rounds, 400, 3.0))

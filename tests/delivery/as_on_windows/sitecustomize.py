@@ -10,8 +10,6 @@ sitecustomize this one hides, if any (tests/port_guard's), runs as usual.
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
 import sys
 
@@ -27,17 +25,11 @@ if os.environ.get("PYTEST_RT_TEST_NO_FCNTL") == "1":
     hide()
 
 
-def _run_the_next_sitecustomize() -> None:
-    """Import the sitecustomize found after this one's folder on sys.path, as Python would."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    folders = [os.path.abspath(p or os.curdir) for p in sys.path]
-    if here not in folders:
-        return
-    rest = sys.path[folders.index(here) + 1:]
-    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
-    if spec is not None and spec.loader is not None:
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
-
-
 if __name__ == "sitecustomize":  # not when tests/delivery/conftest.py runs it as a file
-    _run_the_next_sitecustomize()
+    # tests/port_guard is on PYTHONPATH for every Python the tests start (tests/conftest.py).
+    try:
+        import rt_next_sitecustomize
+    except ImportError:  # started by hand, without it: nothing of the tests' to run next
+        pass
+    else:
+        rt_next_sitecustomize.run_after(__file__)

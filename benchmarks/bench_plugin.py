@@ -94,7 +94,11 @@ def make_suite(directory: Path, tests: int) -> Path:
 def run_pytest(suite: Path, args: list[str], env: dict[str, str] | None = None
                ) -> tuple[float, int, str]:
     """Wall time, peak RSS (KiB) and output of one pytest subprocess."""
-    cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite), *args]
+    # --rootdir: else pytest takes the common folder of every argument that is a path,
+    # and an --rt-spool or --report-log path beside the suite, once it exists, makes
+    # every node id longer and its node chain deeper than in the plain run.
+    cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--rootdir={suite}",
+           str(suite), *args]
     # Bytecode caching on, as on a user's machine (this sandbox turns it off): else
     # every variant pays for compiling its plugins on every run.
     base_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -212,7 +216,8 @@ def count_instructions(suite: Path, args: list[str], out: Path) -> tuple[int, in
     """
     cmd = [valgrind(), "--tool=callgrind", "--separate-threads=yes",
            f"--callgrind-out-file={out}",
-           PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite), *args]
+           PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--rootdir={suite}",
+           str(suite), *args]  # --rootdir: see run_pytest
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONHASHSEED"] = "0"  # the same dict layouts every time: the same count
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=suite.parent)

@@ -20,6 +20,11 @@ STOP_ITEM: Final = "stopTestItem"
 STOP_RUN: Final = "stopTestRun"
 HEARTBEAT: Final = "heartbeat"  # only to receivers that announce HEARTBEAT_HEADER
 EVENT_TYPES: Final = (START_RUN, START_ITEM, STOP_ITEM, STOP_RUN, HEARTBEAT)
+# The seed's unittest family (nose2rt; no `fw` or `fw: "1"`): a receiver reads them as
+# startTestItem and stopTestItem. The pytest plugin never sends them.
+START_TEST: Final = "startTest"
+STOP_TEST: Final = "stopTest"
+UNITTEST_EVENT_TYPES: Final = (START_TEST, STOP_TEST)
 
 # Fields every event carries (the seed's first two, the rest added for dedupe and order).
 COMMON_FIELDS: Final = ("fw", "type", "job_id", "custom_id", "event_id", "run_id", "seq")

@@ -1,7 +1,9 @@
 """Pydantic models of the read API's answers, for /openapi.json.
 
 The handlers build plain dicts (see ``reads``) and return them as they are;
-these models document the shapes (docs/server.md says the same in prose).
+these models are their shapes: the tests check every answer they read against
+them, and docs/server.md's examples too. POST /loader's events are ``ingest``'s
+models, which validate them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-TestStatus = Literal["passed", "failed", "error", "skipped", "not_started", "running", "aborted"]
+from . import ingest
+
+# The protocol's words (pytest_rt.protocol) as types: mypy needs them written out,
+# and tests/server/test_server_protocol_words.py fails when one drifts from protocol.py.
+TestStatus = Literal["passed", "failed", "error", "skipped", "running", "not_started", "aborted"]
+JobStatus = Literal["running", "abandoned", "passed", "failed", "interrupted"]
 # A test against the previous finished job of its line (same project and branch):
 # failing and not failing there (new), failing in both, or passing now and failing there.
 Change = Literal["new", "still_failing", "fixed"]
@@ -23,6 +30,12 @@ class ErrorAnswer(BaseModel):
 class IngestAnswer(BaseModel):
     accepted: int
     duplicates: int
+
+
+class Deleted(BaseModel):
+    """DELETE /api/jobs/{job_id}'s answer."""
+
+    deleted: str
 
 
 class Health(BaseModel):
@@ -63,7 +76,7 @@ class Ci(BaseModel):
 
 class Job(BaseModel):
     job_id: str
-    status: Literal["running", "abandoned", "passed", "failed", "interrupted"]
+    status: JobStatus
     env: str | None
     custom_id: str | None
     custom_data: dict[str, Any] | None
@@ -156,6 +169,19 @@ class HistoryResult(BaseModel):
     duration: float | None
 
 
+LiveKind = Literal["job_started", "test_started", "test_finished", "job_finished", "job_deleted"]
+
+
+class LiveMessage(BaseModel):
+    """One message of GET /api/events (the JSON of a ``data:`` line)."""
+
+    kind: LiveKind  # the weightiest of kinds
+    kinds: list[LiveKind]  # what happened in the window, in order
+    job_id: str
+    job: Job | None  # null when the job was deleted
+    tests: list[JobTest] | None = None  # only on the stream of one job (?job=)
+
+
 class History(BaseModel):
     nodeid: str
     project: str | None = None  # the ?project= the results are of (all when null)
@@ -180,36 +206,5 @@ INGEST_ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 
-_EVENT = {
-    "type": "object",
-    "required": ["type", "job_id"],
-    "properties": {
-        "type": {
-            "type": "string",
-            "enum": [
-                "startTestRun", "startTestItem", "stopTestItem", "stopTestRun",
-                "startTest", "stopTest", "heartbeat",
-            ],
-        },
-        "job_id": {"type": "string"},
-        "fw": {"type": "string"},
-        "event_id": {"type": "string"},
-        "run_id": {"type": "string"},
-        "seq": {"type": "integer"},
-        "test": {"type": "string"},
-        "status": {"type": "string"},
-    },
-    "additionalProperties": True,
-}
-
-INGEST_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "description": "One event (docs/protocol.md) or an array of events (all-or-nothing).",
-        "content": {
-            "application/json": {
-                "schema": {"oneOf": [_EVENT, {"type": "array", "items": _EVENT}]}
-            }
-        },
-    }
-}
+# POST /loader's body (ingest's event models), for /openapi.json.
+IngestBody = ingest.IngestBody

@@ -9,14 +9,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from string import Template
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse as _JSONResponse
 from fastapi.responses import Response, StreamingResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__, protocol
@@ -40,7 +41,7 @@ HTML_HEADERS = NO_CACHE | {
         "connect-src 'self'; frame-ancestors 'none'"
     ),
 }
-JobStatus = Literal["running", "abandoned", "passed", "failed", "interrupted"]
+JobStatus = api_schema.JobStatus
 
 
 class JSONResponse(_JSONResponse):
@@ -126,24 +127,45 @@ def create_app(
 def _ingest_routes(app: FastAPI, config: ServeConfig, store: Store, hub: Hub) -> None:
     loader = Loader(config, store, hub)
     app.state.check_token = loader._check_token  # DELETE /api/jobs/{id} asks the same
+    # POST /loader is routed once, here: the hot path skips FastAPI (loader.py).
     app.add_middleware(LoaderFastPath, loader=loader)
+    _describe_loader(app)
 
-    @app.post(
+
+def _describe_loader(app: FastAPI) -> None:
+    """POST /loader in /openapi.json, its body described by the event models.
+
+    The route is built for the description only and never added to the router:
+    LoaderFastPath answers every POST /loader before routing.
+    """
+
+    async def loader_route(
+        events: Annotated[api_schema.IngestBody, Body(
+            description="One event (docs/protocol.md) or an array of events (all-or-nothing)."
+        )],
+    ) -> api_schema.IngestAnswer:
+        raise NotImplementedError  # never routed: LoaderFastPath answers
+
+    route = APIRoute(
         "/loader",
+        loader_route,
+        methods=["POST"],
         summary="Receive one event or a batch of events",
         response_model=api_schema.IngestAnswer,
         responses=api_schema.INGEST_ERRORS,
-        openapi_extra=api_schema.INGEST_BODY,
     )
-    async def loader_route(request: Request) -> Response:
-        # Documents the path; requests are answered by LoaderFastPath, the same way.
-        try:
-            status, payload, headers = await loader.answer(request.scope, request.receive)
-        except ClientDisconnect:
-            return Response(status_code=400)
-        return JSONResponse(
-            payload, status, headers={k.decode(): v.decode() for k, v in headers}
-        )
+    described = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = described()
+            loader_part = get_openapi(title=app.title, version=app.version, routes=[route])
+            schema["paths"] = {**loader_part["paths"], **schema["paths"]}
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(loader_part.get("components", {}).get("schemas", {}))
+        return app.openapi_schema or described()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _read_routes(app: FastAPI, store: Store, hub: Hub) -> None:

@@ -18,6 +18,7 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import protocol
 from .config import ServeConfig
 from .ingest import IngestError, parse_body
 from .limits import BodyBudget
@@ -25,9 +26,16 @@ from .sse import Hub, encode_changes
 from .store import Store
 from .writer import WriteResult
 
-BATCH_HEADER = (b"x-pytest-rt-batch", b"1")
+
+def _header_name(name: str) -> bytes:
+    """A protocol header's name as ASGI carries it: lowercased bytes."""
+    return name.lower().encode("ascii")
+
+
+BATCH_HEADER = (_header_name(protocol.BATCH_HEADER), b"1")
 # The plugin then sends a heartbeat after this many seconds without events (lifecycle.py).
-HEARTBEAT_HEADER = (b"x-pytest-rt-heartbeat", b"30")
+HEARTBEAT_HEADER = (_header_name(protocol.HEARTBEAT_HEADER), b"30")
+DASHBOARD_HEADER = _header_name(protocol.DASHBOARD_HEADER)
 CLOSE_HEADER = (b"connection", b"close")
 Answer = tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]
 logger = logging.getLogger("pytest_rt.server")
@@ -64,7 +72,7 @@ def _dashboard_header(scope: Scope, headers: Headers) -> tuple[bytes, bytes]:
     host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("127.0.0.1", 80)))
     root = scope.get("root_path", "").rstrip("/")
     url = f"{scope.get('scheme', 'http')}://{host}{root}/"
-    return b"x-pytest-rt-dashboard", url.encode("latin-1", "replace")
+    return DASHBOARD_HEADER, url.encode("latin-1", "replace")
 
 
 class Loader:

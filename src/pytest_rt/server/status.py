@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-FINAL = ("passed", "failed", "error", "skipped")
-COUNT_KEYS = ("passed", "failed", "error", "skipped", "running", "not_started", "aborted")
+from .. import protocol
+
+FINAL = protocol.STATUSES  # a test's stored status once it has its result
+COUNT_KEYS = protocol.SHOWN_STATUSES
 # A job's stored status. ``abandoned``: still running as far as its runs said, but
 # nothing was heard for --stale-after seconds; its running tests show as aborted,
 # and any late event brings it back to ``running``. ``deleting`` is never shown.
-JOB_STATUSES = ("running", "abandoned", "passed", "failed", "interrupted")
-FINISHED = ("passed", "failed", "interrupted")
+JOB_STATUSES = protocol.JOB_STATUSES
+FINISHED = protocol.FINISHED_JOB_STATUSES
 NO_TESTS_RAN = 5  # pytest's exit code when nothing was collected: not a failure
 INTERRUPTED_EXIT = 2  # Ctrl-C (and collection errors, which count as failures first)
 

@@ -16,6 +16,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("sqlalchemy")
 
 import httpx  # noqa: E402
+from rt_api import asgi_client  # noqa: E402
 from rt_receivers import pg_schema  # noqa: E402
 from rt_server_live import LiveServer, start_server  # noqa: E402
 
@@ -67,7 +68,7 @@ def app(config: ServeConfig, store: Store) -> Any:
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as the_client:
+    async with asgi_client(transport) as the_client:  # checks every answer (rt_api)
         yield the_client
 
 

@@ -6,6 +6,7 @@ import uuid
 
 import httpx
 import pytest
+from rt_api import HOOKS
 from rt_server_live import LiveServer
 
 SUITE = """
@@ -76,7 +77,7 @@ def test_a_pytest_run_arrives_whole(
     assert live == [f"pytest-rt: live at {live_server.url}/jobs/{job_id}"], lines
     assert httpx.get(f"{live_server.url}/jobs/{job_id}").status_code == 200
 
-    with httpx.Client(base_url=live_server.url) as client:
+    with httpx.Client(event_hooks=HOOKS, base_url=live_server.url) as client:
         detail = client.get(f"/api/jobs/{job_id}").json()
         history = client.get("/api/tests/history", params={"nodeid": "test_e2e.py::test_fails"})
     job = detail["job"]

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rt_api import asgi_client
 
 from pytest_rt.server.app import create_app
 from pytest_rt.server.config import ServeConfig
@@ -78,7 +79,7 @@ def test_whatever_is_accepted_every_read_and_page_answers_2xx(
 
     async def post_and_read() -> None:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        async with asgi_client(transport) as client:
             response = await client.post(
                 "/loader", content=body, headers={"Content-Type": "application/json"}
             )

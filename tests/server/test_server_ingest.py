@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from rt_api import asgi_client
 from rt_server_events import T0, Run
 
 from pytest_rt.server.app import create_app
@@ -358,7 +359,7 @@ async def test_a_very_long_nodeid_is_stored(client: httpx.AsyncClient) -> None:
 async def test_a_body_over_the_limit_gets_413(store: Store) -> None:
     app = create_app(ServeConfig(max_body=1000), store)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    async with asgi_client(transport) as client:
         run = Run()
         big = run.start_run([f"a::t{i}" for i in range(100)])
         response = await post(client, big)
@@ -377,7 +378,7 @@ async def test_a_body_over_the_limit_gets_413(store: Store) -> None:
 async def test_a_token_is_required_when_configured(store: Store) -> None:
     app = create_app(ServeConfig(token="s3cret"), store)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    async with asgi_client(transport) as client:
         event = Run().start_run(["a::t1"])
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
                         {"Authorization": "Basic s3cret"}):

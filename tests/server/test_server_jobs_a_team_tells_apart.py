@@ -17,6 +17,7 @@ import pytest
 import xmlschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rt_api import asgi_client
 from rt_server_events import T0, Run
 from test_server_lifecycle import OLD_SCHEMA
 
@@ -366,7 +367,7 @@ async def test_a_database_from_before_issue_11_takes_the_new_fields(tmp_path: Pa
     store = Store(f"sqlite:///{path}")
     try:
         transport = httpx.ASGITransport(app=create_app(ServeConfig(port=0), store))
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        async with asgi_client(transport) as client:
             old = (await get(client, "/api/jobs/old-done"))
             assert old["job"]["project"] is None and old["changes"]["previous_job_id"] is None
             run, events = job_of({"a::t": "failed"}, ci=CI, at=5000)

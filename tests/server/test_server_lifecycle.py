@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from rt_api import HOOKS, asgi_client
 from rt_server_events import T0, Run, new_id
 from rt_server_live import start_server
 from sqlalchemy import event, func, select, text
@@ -241,7 +242,7 @@ def test_a_real_server_abandons_a_silent_job_by_itself(sqlite_db: str) -> None:
     server = start_server(ServeConfig(port=0, stale_after=0.3), sqlite_db)
     try:
         run = Run()
-        with httpx.Client(base_url=server.url, timeout=10) as client:
+        with httpx.Client(event_hooks=HOOKS, base_url=server.url, timeout=10) as client:
             assert client.post("/loader", json=run.start_run(["a::1"])).status_code == 200
             deadline = time.monotonic() + 10
             status = "running"
@@ -307,7 +308,7 @@ async def test_delete_removes_a_job_its_tests_and_event_ids(
 async def test_delete_needs_the_token_when_there_is_one(store: Store) -> None:
     app = create_app(ServeConfig(port=0, token="s3cret"), store)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    async with asgi_client(transport) as client:
         run = Run()
         answer = await client.post("/loader", json=run.start_run(["a::t"]),
                                    headers={"Authorization": "Bearer s3cret"})
@@ -381,7 +382,7 @@ async def test_a_database_from_before_is_migrated_in_place(tmp_path: Path) -> No
     try:
         app = create_app(ServeConfig(port=0), migrated)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        async with asgi_client(transport) as client:
             page = await get(client, "/api/jobs")
             assert [j["job_id"] for j in page["jobs"]] == ["old-live", "old-done"]
             assert page["jobs"][0]["eta_seconds"] == pytest.approx(0.0)  # 2 s, long started

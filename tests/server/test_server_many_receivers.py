@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from rt_api import HOOKS, check_live
 from rt_receivers import Receiver, pg_schema, receivers, wait_until
 from rt_server_events import T0, Run
 
@@ -65,8 +66,8 @@ def test_two_receivers_each_taking_one_shards_stop_at_the_same_moment_finish_eve
         pair = (Run(job_id), Run(job_id))
         failing = i % 2 == 0  # half the jobs fail in one shard: both outcomes are checked
         shards.append((job_id, pair, failing))
-    with httpx.Client(base_url=a.url, timeout=30) as client_a, \
-            httpx.Client(base_url=b.url, timeout=30) as client_b:
+    with httpx.Client(event_hooks=HOOKS, base_url=a.url, timeout=30) as client_a, \
+            httpx.Client(event_hooks=HOOKS, base_url=b.url, timeout=30) as client_b:
         events: list[dict[str, Any]] = []
         for job_id, (one, two), failing in shards:
             events += [one.start_run([f"{job_id}::t1"], shards=2),
@@ -173,7 +174,7 @@ def test_a_runs_events_split_at_random_over_three_receivers_store_what_one_recei
     errors: list[BaseException] = []
 
     def send(lane: list[tuple[int, list[dict[str, Any]]]]) -> None:
-        clients = [httpx.Client(base_url=r.url, timeout=30) for r in three]
+        clients = [httpx.Client(event_hooks=HOOKS, base_url=r.url, timeout=30) for r in three]
         try:
             for which, batch in lane:
                 post(clients[which], batch)
@@ -195,7 +196,8 @@ def test_a_runs_events_split_at_random_over_three_receivers_store_what_one_recei
         for event in events:  # one receiver, in the order produced
             one.write(parse_body(json.dumps(event).encode()))
         job_ids = sorted({e["job_id"] for e in events})
-        with httpx.Client(base_url=three[rng.randrange(3)].url, timeout=30) as client:
+        url = three[rng.randrange(3)].url
+        with httpx.Client(event_hooks=HOOKS, base_url=url, timeout=30) as client:
             for job_id in job_ids:
                 expected = one.job_detail(job_id, limit=10_000)
                 assert expected is not None
@@ -219,7 +221,7 @@ def test_a_receiver_killed_in_the_middle_of_a_run_loses_nothing_it_acknowledged(
 
         def send() -> None:
             # The plugin's way: in order, one batch after the other, until one fails.
-            with httpx.Client(base_url=doomed.url, timeout=10) as client:
+            with httpx.Client(event_hooks=HOOKS, base_url=doomed.url, timeout=10) as client:
                 for i in range(0, len(events), 3):
                     if stop.is_set():
                         return
@@ -238,7 +240,7 @@ def test_a_receiver_killed_in_the_middle_of_a_run_loses_nothing_it_acknowledged(
         stop.set()
         sender.join(30)
         assert 300 <= len(acknowledged) < len(events)
-        with httpx.Client(base_url=survivor.url, timeout=30) as client:
+        with httpx.Client(event_hooks=HOOKS, base_url=survivor.url, timeout=30) as client:
             stored = {t["nodeid"]: t["status"] for t in job(client, run.job_id)["tests"]}
             for event in acknowledged:
                 if event["type"] == "stopTestItem":
@@ -255,7 +257,7 @@ def sse_messages(url: str, into: list[dict[str, Any]], ready: threading.Event,
                  done: threading.Event, job: str = "") -> None:
     """Collect a dashboard's messages until ``done`` (then the read times out: no more)."""
     query = f"?job={job}" if job else ""
-    with httpx.Client(timeout=httpx.Timeout(10, read=2.5)) as client, \
+    with httpx.Client(event_hooks=HOOKS, timeout=httpx.Timeout(10, read=2.5)) as client, \
             client.stream("GET", f"{url}/api/events{query}") as stream:
         try:
             for line in stream.iter_lines():
@@ -263,6 +265,7 @@ def sse_messages(url: str, into: list[dict[str, Any]], ready: threading.Event,
                     ready.set()
                 if line.startswith("data: "):
                     into.append(json.loads(line[6:]))
+                    check_live(into[-1])
                 if done.is_set():
                     return
         except httpx.ReadTimeout:
@@ -288,7 +291,7 @@ def test_a_dashboard_on_one_receiver_sees_within_a_second_what_another_receiver_
 
         # Long node ids: the write's changes do not fit one NOTIFY payload (8,000 bytes).
         names = [f"fan/{'x' * 900}/test_{i}.py::t" for i in range(40)]
-        with httpx.Client(base_url=taking.url, timeout=30) as client:
+        with httpx.Client(event_hooks=HOOKS, base_url=taking.url, timeout=30) as client:
             begin = time.monotonic()
             post(client, [run.start_run(names)])
             wait_until(lambda: any("job_started" in m["kinds"] for m in seen), 1.0,

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rt_api import asgi_client
 from sqlalchemy import func, select
 
 from pytest_rt.server import schema as tables
@@ -102,7 +103,7 @@ def test_any_body_gets_an_answer_below_500_and_no_partial_write(
 
     async def post() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        async with asgi_client(transport) as client:
             response = await client.post(
                 "/loader",
                 content=body.encode("utf-8", "surrogatepass"),

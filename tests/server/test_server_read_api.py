@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from rt_api import asgi_client
 from rt_server_events import T0, Run
 
 from pytest_rt.server.app import create_app
@@ -257,7 +258,7 @@ async def test_pages_are_served_with_security_headers(
     (tmp_path / "app.js").write_text("console.log(1)")
     app = create_app(ServeConfig(), store, static_dir=tmp_path)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    async with asgi_client(transport) as client:
         for url, title in (("/", "jobs"), ("/jobs/some-job", "job")):
             response = await client.get(url)
             assert response.status_code == 200
@@ -275,6 +276,6 @@ async def test_pages_are_served_with_security_headers(
 
     app = create_app(ServeConfig(), store, static_dir=tmp_path / "absent")
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    async with asgi_client(transport) as client:
         assert (await client.get("/")).status_code == 404
         assert (await client.get("/static/app.js")).status_code == 404

@@ -15,6 +15,7 @@ from urllib.parse import urljoin
 
 import httpx
 import pytest
+from rt_api import HOOKS
 from rt_server_events import Run
 from rt_server_live import LiveServer, start_server
 
@@ -53,7 +54,7 @@ def test_under_a_root_path_posts_are_taken_and_name_the_prefixed_dashboard(
     prefixed: LiveServer,
 ) -> None:
     run = Run()
-    with httpx.Client(base_url=prefixed.url, timeout=10) as client:
+    with httpx.Client(event_hooks=HOOKS, base_url=prefixed.url, timeout=10) as client:
         # What the proxy forwards for /rt/loader: the path without the prefix.
         answer = client.post("/loader", json=[run.start_run([]), run.stop_run()])
         assert answer.status_code == 200, answer.text
@@ -65,7 +66,7 @@ def test_under_a_root_path_posts_are_taken_and_name_the_prefixed_dashboard(
 def test_every_url_a_page_names_is_relative_and_resolves_under_the_prefix(
     prefixed: LiveServer, page: str
 ) -> None:
-    with httpx.Client(base_url=prefixed.url, timeout=10) as client:
+    with httpx.Client(event_hooks=HOOKS, base_url=prefixed.url, timeout=10) as client:
         html = client.get(page)
         assert html.status_code == 200
         links = _Links()

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import httpx
+from rt_api import HOOKS, check_live
 from rt_server_events import Run
 from rt_server_live import LiveServer
 
@@ -17,13 +18,14 @@ from pytest_rt.server.sse import Change, Hub
 def read_stream(url: str, into: list[dict[str, Any]], ready: threading.Event) -> None:
     """Collect a dashboard's messages until its job finishes (a slow, shared machine may
     leave the stream quiet for seconds: the read timeout is generous)."""
-    with httpx.Client(timeout=httpx.Timeout(10, read=30)) as client, \
+    with httpx.Client(event_hooks=HOOKS, timeout=httpx.Timeout(10, read=30)) as client, \
             client.stream("GET", url) as stream:
         for line in stream.iter_lines():
             if line.startswith(": connected"):
                 ready.set()
             if line.startswith("data: "):
                 into.append(json.loads(line[6:]))
+                check_live(into[-1])
                 if "job_finished" in into[-1]["kinds"]:
                     return
 
@@ -43,7 +45,7 @@ def test_a_burst_of_results_reaches_a_subscriber_as_few_messages_with_every_fina
         reader.start()
         readers.append(reader)
         assert ready.wait(10), "the event stream did not open"
-    with httpx.Client(base_url=live_server.url, timeout=30) as client:
+    with httpx.Client(event_hooks=HOOKS, base_url=live_server.url, timeout=30) as client:
         client.post("/loader", json=run.start_run(names))
         # One POST per start and per stop: 2n writes, each its own change.
         for i, name in enumerate(names):

@@ -26,8 +26,8 @@ from sqlalchemy import (
     true,
 )
 
+from ..protocol import CI_FIELDS
 from . import schema
-from .ingest import CI_FIELDS
 from .jsonsafe import loads_stored as stored
 from .jsonsafe import unreadable_errors, unreadable_list, unreadable_object
 from .status import FINAL, FINISHED, count_tests, is_flaky, shown_status
@@ -238,7 +238,7 @@ def job_object(
         "status": row["status"],
         "env": row["env"],
         "custom_id": row["custom_id"],
-        "custom_data": stored(row["custom_data"], unreadable_object),
+        "custom_data": _object(row["custom_data"]),
         "start_time": start,
         "stop_time": stop if finished else None,
         "duration": duration,
@@ -248,7 +248,7 @@ def job_object(
         "exitstatus": row["exitstatus"],
         "xdist": bool(row["xdist"]),
         "workers": row["workers"] or 0,
-        "collect_errors": stored(row["collect_errors"], unreadable_errors) or [],
+        "collect_errors": _collect_errors(row["collect_errors"]),
         "eta_seconds": None if finished else eta,
         # Shards: declared count (null: unknown), runs heard of and stopped, and how
         # often a run started after the job had finished (it showed finished, then not).
@@ -275,7 +275,7 @@ def test_object(
         "uuid": row["uuid"],
         "description": row["description"],
         "file": row["file"],
-        "markers": stored(row["markers"], unreadable_list) or [],
+        "markers": _strings(row["markers"]),
         "status": shown_status(row["status"], job_finished),
         "outcome": row["outcome"],
         "msg": row["msg"],
@@ -285,7 +285,7 @@ def test_object(
         "duration": duration,
         "worker": row["worker"],
         "reruns": row["reruns"] or 0,
-        "rerun_msgs": stored(row["rerun_msgs"], unreadable_list) or [],
+        "rerun_msgs": _strings(row["rerun_msgs"]),
         "history_median": median,
         "sections": _sections(row["sections"]),
         # Set by mark_changes for a job page; live events leave it null.
@@ -293,9 +293,42 @@ def test_object(
     }
 
 
+# A stored JSON column read back in the shape the API documents (api_schema), whatever
+# was stored: ingest writes that shape, but rows written before its limits or by other
+# means may hold any JSON.
+NOT_THE_SHAPE = "not the documented shape"
+
+
+def _object(text: str | None) -> dict[str, Any] | None:
+    value = stored(text, unreadable_object)
+    return value if value is None or isinstance(value, dict) else unreadable_object(
+        NOT_THE_SHAPE
+    )
+
+
+def _strings(text: str | None) -> list[str]:
+    value = stored(text, unreadable_list) or []
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return unreadable_list(NOT_THE_SHAPE)
+
+
+def _collect_errors(text: str | None) -> list[dict[str, str]]:
+    value = stored(text, unreadable_errors) or []
+    if not isinstance(value, list):
+        return unreadable_errors(NOT_THE_SHAPE)
+    return [
+        {"nodeid": str(item.get("nodeid") or ""), "msg": str(item.get("msg") or "")}
+        for item in value
+        if isinstance(item, dict)
+    ]
+
+
 def _sections(text: str | None) -> list[dict[str, str]]:
     """The stored sections, each with a string name and text whatever was stored."""
     value = stored(text, unreadable_list) or []
+    if not isinstance(value, list):
+        return []
     return [
         {"name": str(item.get("name") or ""), "text": str(item.get("text") or "")}
         for item in value

@@ -14,8 +14,11 @@ import httpx
 import pytest
 from rt_api import check_live, check_shape, model_of
 from rt_server_events import Run
+from sqlalchemy import update
 
 from pytest_rt.server import api_schema
+from pytest_rt.server import schema as tables
+from pytest_rt.server.store import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -55,3 +58,24 @@ def test_a_live_message_is_checked_with_and_without_tests() -> None:
     check_live({"kind": "job_deleted", "kinds": ["job_deleted"], "job_id": "j", "job": None})
     with pytest.raises((AssertionError, ValueError)):
         check_live({"kind": "job_gone", "kinds": [], "job_id": "j", "job": None})
+
+
+async def test_a_row_stored_in_another_shape_reads_in_the_documented_one(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    # Found by the checks above: a row written by other means answered its
+    # collect_errors and markers as objects.
+    detail = await a_job(client)
+    job_id = detail["job"]["job_id"]
+    with store.engine.begin() as conn:
+        conn.execute(update(tables.jobs).where(tables.jobs.c.job_id == job_id).values(
+            custom_data="[1]", collect_errors='{"nodeid": "x"}'))
+        conn.execute(update(tables.tests).where(tables.tests.c.job_id == job_id).values(
+            markers='{"a": 1}', rerun_msgs="[1, 2]", sections='{"name": "x"}'))
+    detail = (await client.get(f"/api/jobs/{job_id}")).json()  # checked by the hook too
+    job, test = detail["job"], detail["tests"][0]
+    assert "not the documented shape" in job["custom_data"]["pytest-rt"]
+    assert "not the documented shape" in job["collect_errors"][0]["msg"]
+    assert "not the documented shape" in test["markers"][0]
+    assert "not the documented shape" in test["rerun_msgs"][0]
+    assert test["sections"] == []

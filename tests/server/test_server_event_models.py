@@ -9,13 +9,17 @@ seed's clients send them, is taken.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import httpx
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rt_server_events import Run
 
 from pytest_rt import protocol
+from pytest_rt.server import ingest
 from pytest_rt.server.ingest import IngestError, parse_body
 
 text = st.text(max_size=8) | st.sampled_from(["", " ", "\x00", "\ud800x", "x" * 1200])
@@ -96,3 +100,22 @@ def test_every_kind_of_event_is_taken() -> None:
     ]
     assert records[7].msg == "a\nb" and records[7].stop_time == 2.5  # type: ignore[union-attr]
     assert records[0].ci.build == "7"  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_openapi_describes_post_loader_with_the_models(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    operation = spec["paths"]["/loader"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    named = set(re.findall(r"#/components/schemas/(\w+)", json.dumps(body)))
+    models = {"StartRunEvent", "StartItemEvent", "StopItemEvent", "StopRunEvent",
+              "HeartbeatEvent"}
+    assert named == models
+    for name in models:
+        properties = spec["components"]["schemas"][name]["properties"]
+        assert properties.keys() == getattr(ingest, name).model_fields.keys()
+    # Routed once: LoaderFastPath answers; no route of the router does.
+    assert not [r for r in app.routes if getattr(r, "path", None) == "/loader"]
+    assert (await client.post("/loader", json=good_events())).status_code == 200

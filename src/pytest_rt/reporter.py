@@ -234,10 +234,11 @@ class Reporter:
         stop = events.stop_test_item(
             self.job, result, self.refs[result.nodeid], self.limits, self.interrupt_msg,
             capture=self.settings.capture)
-        self.counts[stop.outcome] += 1
-        if stop.outcome in protocol.FAILED_OUTCOMES and len(self.failures) < github.MAX_FAILURES:
-            self.failures.append((result.nodeid, github.first_line(stop.msg)))
-        self._emit(stop.line)
+        line, outcome, msg = stop
+        self.counts[outcome] += 1
+        if outcome in protocol.FAILED_OUTCOMES and len(self.failures) < github.MAX_FAILURES:
+            self.failures.append((result.nodeid, github.first_line(msg)))
+        self._emit(line)
 
     # -- the end ----------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from pytest_rt.spool import Journal, MemorySpool
 from pytest_rt.transport import HttpTarget
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False, eq=False)  # fewer generated methods to exec at import
 class Report:
     """What the run's summary line says."""
 

@@ -15,7 +15,6 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -102,12 +101,16 @@ class TestUuids:
         return f"{self._prefix}{self._made:012x}"
 
 
-@dataclass
 class Limits:
-    """How messages are cut and masked before they leave the process."""
+    """How messages are cut and masked before they leave the process.
 
-    max_msg: int = 20_000
-    redact: tuple[re.Pattern[str], ...] = ()
+    (The classes here are plain: a dataclass execs generated code at import, and
+    this module is imported at the start of every --rt run.)
+    """
+
+    def __init__(self, max_msg: int = 20_000, redact: tuple[re.Pattern[str], ...] = ()) -> None:
+        self.max_msg = max_msg
+        self.redact = redact
 
     def clean(self, text: str) -> str:
         for pattern in self.redact:
@@ -119,15 +122,17 @@ class Limits:
         return text
 
 
-@dataclass(slots=True)
 class TestResult:
     """The reports of one test, gathered until its final attempt is over."""
 
-    nodeid: str
-    worker: str | None = None
-    reports: list[pytest.TestReport] = field(default_factory=list)
-    rerun_msgs: list[str] = field(default_factory=list)
-    rerun_pending: bool = False
+    __slots__ = ("nodeid", "worker", "reports", "rerun_msgs", "rerun_pending")
+
+    def __init__(self, nodeid: str, worker: str | None = None) -> None:
+        self.nodeid = nodeid
+        self.worker = worker
+        self.reports: list[pytest.TestReport] = []
+        self.rerun_msgs: list[str] = []
+        self.rerun_pending = False
 
     def add(self, report: pytest.TestReport) -> None:
         if str(report.outcome) == "rerun":  # pytest-rerunfailures' own outcome
@@ -204,17 +209,15 @@ def _skip_msg(report: pytest.TestReport) -> str:
     return text.removeprefix("Skipped: ")
 
 
-@dataclass
 class Job:
     """Builds one run's events, in order, with the fields every event shares."""
 
-    job_id: str
-    custom_id: str | None
-    # Once per run, from the OS's randomness as uuid4 would (without importing uuid).
-    run_id: str = field(default_factory=lambda: os.urandom(16).hex())
-    seq: int = 0
-
-    def __post_init__(self) -> None:
+    def __init__(self, job_id: str, custom_id: str | None, run_id: str | None = None) -> None:
+        self.job_id = job_id
+        self.custom_id = custom_id
+        # Once per run, from the OS's randomness as uuid4 would (without importing uuid).
+        self.run_id = os.urandom(16).hex() if run_id is None else run_id
+        self.seq = 0
         # The fields every event shares, encoded once: per event only its own are.
         head = encode({"job_id": self.job_id, "custom_id": self.custom_id})[1:-1]
         self._head = head

@@ -50,7 +50,7 @@ HEARTBEAT_MIN = 5.0
 HEARTBEAT_MAX = 3600.0
 
 
-@dataclass
+@dataclass(repr=False, eq=False)  # fewer generated methods to exec at import
 class Stats:
     delivered: int = 0
     retried: int = 0  # requests that failed and were tried again

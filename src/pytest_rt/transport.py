@@ -58,7 +58,7 @@ class TransportError(Exception):
         self.refused = refused
 
 
-@dataclass
+@dataclass(repr=False, eq=False)  # fewer generated methods to exec at import
 class HttpTarget:
     url: str
     timeout: float = 5.0

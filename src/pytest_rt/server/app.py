@@ -300,7 +300,10 @@ def _page_routes(app: FastAPI, static_dir: Path) -> None:
         if not path.is_file() or not SHELL.is_file():
             return JSONResponse({"error": f"{part} is not installed"}, status_code=404)
         text = Template(SHELL.read_text("utf-8")).substitute(
-            title=title, root=root, script=script, protocol=words_in_page,
+            # `up` leads from the page's URL to the root's files: "static/..." as the
+            # pages always wrote them ("./static/..." would do, but is another URL text).
+            title=title, root=root, up="" if root == "./" else root, script=script,
+            protocol=words_in_page,
             jobs_current=' aria-current="page"' if name == "jobs" else "",
             body=path.read_text("utf-8"),
         )

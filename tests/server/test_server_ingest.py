@@ -389,3 +389,29 @@ async def test_a_token_is_required_when_configured(store: Store) -> None:
         ok = await post(client, event, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
         assert ok.headers["X-Pytest-RT-Batch"] == "1"
+
+
+async def test_ids_with_a_lone_surrogate_are_taken_as_cleaned_text(
+    client: httpx.AsyncClient,
+) -> None:
+    """Regression (review of the pydantic models): a length constraint on the ids made
+    pydantic-core refuse a lone surrogate with a 422 in its own words; the hand validator
+    took the cleaned text, as every other text field does."""
+    body = json.dumps({"type": "startTestItem", "job_id": "j\udcff", "event_id": "e\udcff",
+                       "run_id": "r\udcff", "test": "t.py::t", "startTime": str(T0)})
+    response = await client.post("/loader", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    listed = (await client.get("/api/jobs")).json()["jobs"]
+    assert [j["job_id"] for j in listed] == ["j?"]  # as clean_text stores any text
+
+
+@pytest.mark.parametrize(("job_id", "why"), [
+    ("", "is empty"),
+    ("j" * 201, "is longer than 200 characters"),
+])
+async def test_an_empty_or_overlong_job_id_is_refused_naming_it(
+    client: httpx.AsyncClient, job_id: str, why: str,
+) -> None:
+    response = await post(client, {"type": "stopTestRun", "job_id": job_id})
+    assert response.status_code == 422
+    assert "job_id" in response.text and why in response.text, response.text

@@ -322,8 +322,19 @@ def _clean(limit: int, newline: bool | None = None) -> AfterValidator:
     return AfterValidator(lambda v: cut_text(clean_text(v), limit, wrap))
 
 
+def _id_text(value: str, required: bool = False) -> str:
+    """An id (job, event, run), checked after cleaning: a length constraint on the str
+    type would make pydantic-core refuse a lone surrogate outright, in its own words."""
+    value = cut_text(clean_text(value), MAX_SHORT_CHARS, False)
+    if len(value) > MAX_ID_LEN:
+        raise ValueError(f"is longer than {MAX_ID_LEN} characters")
+    if required and not value:
+        raise ValueError("is empty")
+    return value
+
+
 def _job_id(value: str) -> str:
-    value = clean_text(value)
+    value = _id_text(value, required=True)
     if not value.isprintable():
         # It is part of the job page's URL, where a newline cannot be routed.
         raise ValueError("must be printable: no control characters or line breaks")
@@ -423,7 +434,7 @@ Identity = Annotated[StrictStr, _clean(MAX_IDENTITY_CHARS)]
 Long = Annotated[StrictStr, _clean(MAX_NAME_CHARS)]
 Message = Annotated[StrictStr, _clean(MAX_MSG_CHARS)]
 Marker = Annotated[StrictStr, _clean(MAX_SHORT_CHARS, True)]
-Ident = Annotated[StrictStr, Field(max_length=MAX_ID_LEN), _clean(MAX_SHORT_CHARS)]
+Ident = Annotated[StrictStr, AfterValidator(_id_text)]
 Time = Annotated[
     float, PlainValidator(_time),
     WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]}),
@@ -448,8 +459,7 @@ class EventFields(_Lenient):
     """Fields every event carries."""
 
     fw: Annotated[Any, WithJsonSchema({"type": "string", "enum": [protocol.FW, "1"]})] = None
-    job_id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LEN),
-                      AfterValidator(_job_id)]
+    job_id: Annotated[StrictStr, AfterValidator(_job_id)]
     custom_id: Short | None = None
     event_id: Ident | None = None
     run_id: Ident | None = None

@@ -11,6 +11,8 @@ ends by itself: that task ends the streams (``hub.close()``) as soon as
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
 import socket
 import sys
@@ -62,20 +64,40 @@ class ReceiverServer(uvicorn.Server):
 
     async def _watch(self) -> None:
         announced = False
-        while not self.should_exit:
-            if self.started and not announced:
-                announced = True
-                if self.announce is not None:
-                    print(f"pytest-rt receiver: {self.url} (db: {self.db_description})",
-                          file=self.announce, flush=True)
-            await asyncio.sleep(TICK)
-        self.hub.close()
+        try:
+            while not self.should_exit:
+                if self.started and not announced:
+                    announced = True
+                    self._announce()
+                await asyncio.sleep(TICK)
+        finally:  # also when cancelled: no stream may outlive the server
+            self.hub.close()
+
+    def _announce(self) -> None:
+        if self.announce is None:
+            return
+        # `pytest-rt serve | head -1`: the reader may be gone; the server goes on.
+        with contextlib.suppress(OSError, ValueError):
+            print(f"pytest-rt receiver: {self.url} (db: {self.db_description})",
+                  file=self.announce, flush=True)
 
 
 def bind_sockets(host: str, port: int) -> list[socket.socket]:
     """Sockets bound to ``host``:``port``, one for each address ``host`` names (as asyncio
     would: ``localhost`` is ``::1`` and ``127.0.0.1``); port 0 picks one free port for all.
     Raises OSError (``EADDRINUSE``: the port is taken)."""
+    for attempt in range(5):
+        try:
+            return _bind_all(host, port)
+        except OSError as exc:
+            # Port 0: the port picked for the first address may be taken on another one's
+            # family; another pick is not "the port is in use".
+            if port != 0 or exc.errno != errno.EADDRINUSE or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _bind_all(host: str, port: int) -> list[socket.socket]:
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []

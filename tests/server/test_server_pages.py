@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from html.parser import HTMLParser
@@ -53,9 +52,3 @@ async def test_each_page_is_the_shell_with_its_own_script_and_the_protocols_word
         answer = await client.get("/protocol.json")
         assert answer.json() == vocabulary()
         assert answer.headers["cache-control"] == "no-cache"
-
-
-def test_the_words_are_escaped_for_an_attribute() -> None:
-    words = json.dumps(vocabulary())
-    assert html.unescape(html.escape(words, quote=True)) == words
-    assert '"' not in html.escape(words, quote=True)

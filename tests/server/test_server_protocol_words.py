@@ -14,7 +14,7 @@ import pytest
 from rt_server_events import Run
 
 from pytest_rt import protocol
-from pytest_rt.server import api_schema, app, ingest, loader, status
+from pytest_rt.server import api_schema, app, ingest
 
 
 def test_the_api_status_types_are_the_protocol_words() -> None:
@@ -27,20 +27,9 @@ def test_the_api_status_types_are_the_protocol_words() -> None:
     )
 
 
-def test_the_job_status_rules_use_the_protocol_words() -> None:
-    assert status.FINAL == protocol.STATUSES
-    assert status.COUNT_KEYS == protocol.SHOWN_STATUSES
-    assert status.JOB_STATUSES == protocol.JOB_STATUSES
-    assert status.FINISHED == protocol.FINISHED_JOB_STATUSES
-
-
-def test_ingest_reads_the_protocol_words() -> None:
-    assert ingest.STATUSES == protocol.STATUSES
-    assert ingest.CI_FIELDS == protocol.CI_FIELDS
+def test_the_ci_fields_written_out_again_are_the_protocol_fields() -> None:
     assert ingest.Ci._fields == protocol.CI_FIELDS
     assert api_schema.Ci.model_fields.keys() == set(protocol.CI_FIELDS)
-    aliases = {o: protocol.STATUS_OF[o] for o in protocol.OUTCOMES if o not in protocol.STATUSES}
-    assert {o: status for o, (status, _) in ingest.STATUS_ALIASES.items()} == aliases
 
 
 def test_every_event_type_of_the_protocol_is_taken() -> None:
@@ -48,12 +37,6 @@ def test_every_event_type_of_the_protocol_is_taken() -> None:
     for kind in (*protocol.EVENT_TYPES, *protocol.UNITTEST_EVENT_TYPES):
         event = {**run.stop("t.py::t"), "type": kind}
         assert ingest.parse_body(json.dumps(event).encode())
-
-
-def test_the_loader_headers_are_the_protocol_names() -> None:
-    assert loader.BATCH_HEADER[0] == protocol.BATCH_HEADER.lower().encode()
-    assert loader.HEARTBEAT_HEADER[0] == protocol.HEARTBEAT_HEADER.lower().encode()
-    assert protocol.DASHBOARD_HEADER.lower().encode() == loader.DASHBOARD_HEADER
 
 
 @pytest.mark.anyio

@@ -99,7 +99,7 @@ def test_every_kind_of_event_is_taken() -> None:
         "RunStart", "ItemStart", "ItemStop",
     ]
     assert records[7].msg == "a\nb" and records[7].stop_time == 2.5  # type: ignore[union-attr]
-    assert records[0].ci.build == "7"  # type: ignore[union-attr]
+    assert records[0].ci["build"] == "7"  # type: ignore[union-attr]
 
 
 @pytest.mark.anyio

@@ -112,18 +112,6 @@ class TestDecl(NamedTuple):
     markers: tuple[str, ...]
 
 
-class Ci(NamedTuple):
-    """Where a run comes from (startTestRun ``ci``); every field may be unknown."""
-
-    provider: str | None = None
-    repository: str | None = None
-    branch: str | None = None
-    commit: str | None = None
-    pull_request: str | None = None
-    build: str | None = None
-    build_url: str | None = None  # only http(s) URLs are kept
-
-
 class RunStart(NamedTuple):
     meta: Meta
     env: str | None
@@ -135,7 +123,9 @@ class RunStart(NamedTuple):
     tests: tuple[TestDecl, ...]
     project: str | None = None
     rootdir: str | None = None
-    ci: Ci = Ci()
+    # startTestRun's ``ci``: every field of protocol.CI_FIELDS, None where unknown (only
+    # http(s) build URLs are kept).
+    ci: dict[str, str | None] | None = None
     # The job's line of runs: what "the previous job" of a job means (see :func:`lineage`).
     lineage: str | None = None
     shards: int | None = None  # how many runs (CI shards) the job has, when declared
@@ -726,7 +716,7 @@ def _item_stop(event: StopItemEvent) -> ItemStop:
 
 
 def _run_start(event: StartRunEvent) -> RunStart:
-    ci = Ci(*(getattr(event.ci, n) for n in CI_FIELDS)) if event.ci else Ci()
+    ci = {n: getattr(event.ci, n) for n in CI_FIELDS} if event.ci else dict.fromkeys(CI_FIELDS)
     return RunStart(
         meta=event.meta(),
         env=event.env,
@@ -739,7 +729,7 @@ def _run_start(event: StartRunEvent) -> RunStart:
         project=event.project,
         rootdir=event.rootdir,
         ci=ci,
-        lineage=lineage(event.project, ci.branch, event.env, event.rootdir),
+        lineage=lineage(event.project, ci["branch"], event.env, event.rootdir),
         shards=event.shards or None,  # 0: not declared
     )
 

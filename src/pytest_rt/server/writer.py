@@ -276,6 +276,19 @@ def apply_events(
     return result
 
 
+def _seen_rows(events: Sequence[Event], now: float) -> dict[str, dict[str, Any]]:
+    """The seen-table rows of a write's events, by id: one per distinct ``event_id``.
+
+    A heartbeat is never resent (it is not spooled): its id is not kept.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for e in events:
+        event_id = e.meta.event_id
+        if event_id is not None and event_id not in rows and not isinstance(e, Heartbeat):
+            rows[event_id] = {"event_id": event_id, "job_id": e.meta.job_id, "received": now}
+    return rows
+
+
 def _drop_seen(
     conn: Connection, stmts: Statements, events: Sequence[Event], now: float, result: WriteResult
 ) -> list[Event]:
@@ -286,18 +299,13 @@ def _drop_seen(
     rows stamped with an earlier ``received`` than this write's ``now`` are the
     duplicates (``now`` is unique per write: see Store.write).
     """
-    rows: dict[str, dict[str, Any]] = {}
-    for e in events:
-        event_id = e.meta.event_id
-        # A heartbeat is never resent (it is not spooled): its id is not kept.
-        if event_id is not None and event_id not in rows and not isinstance(e, Heartbeat):
-            rows[event_id] = {"event_id": event_id, "job_id": e.meta.job_id, "received": now}
+    rows = _seen_rows(events, now)
     old: set[str] = set()
     if rows and stmts.fast_seen.run(conn, list(rows.values())) != len(rows):
         s = schema.seen
         by_job: dict[str, list[str]] = {}
-        for event_id, row in rows.items():
-            by_job.setdefault(row["job_id"], []).append(event_id)
+        for seen_id, row in rows.items():
+            by_job.setdefault(row["job_id"], []).append(seen_id)
         for job_id, ids in by_job.items():
             for chunk in _chunks(ids):
                 old.update(
@@ -366,11 +374,7 @@ def _drop_seen_returning(
 ) -> list[Event]:
     """:func:`_drop_seen` for a shared database: the insert names the ids it stored
     (``RETURNING``), so no ``received`` stamp has to be unique across receivers."""
-    rows: dict[str, dict[str, Any]] = {}
-    for e in events:
-        event_id = e.meta.event_id
-        if event_id is not None and event_id not in rows and not isinstance(e, Heartbeat):
-            rows[event_id] = {"event_id": event_id, "job_id": e.meta.job_id, "received": now}
+    rows = _seen_rows(events, now)
     stored: set[str] = set()
     ordered = sorted(rows.values(), key=lambda row: (row["job_id"], row["event_id"]))
     for i in range(0, len(ordered), CHUNK):
@@ -495,7 +499,7 @@ def _identity(e: RunStart) -> dict[str, Any]:
     less keeps what another said."""
     j = schema.jobs
     given = {"project": e.project, "rootdir": e.rootdir, "lineage": e.lineage}
-    given.update((f"ci_{name}", value) for name, value in e.ci._asdict().items())
+    given.update((f"ci_{name}", value) for name, value in (e.ci or {}).items())
     return {name: func.coalesce(value, j.c[name]) for name, value in given.items()}
 
 

@@ -149,6 +149,25 @@ def test_pipelined_requests_get_their_answers_in_order(canned):
     assert not conn.broken
 
 
+def test_a_head_read_again_parses_as_itself_and_a_changed_one_anew(canned):
+    """The connection reuses the last head's parse when the same bytes come again: a
+    head that differs in any byte (status, length, a header) is parsed for itself."""
+    same = b"HTTP/1.1 200 OK\r\nX-Pytest-RT-Batch: 1\r\nContent-Length: 1\r\n\r\n"
+    answers = [same + b"a", same + b"b",
+               b"HTTP/1.1 503 Busy\r\nRetry-After: 2\r\nContent-Length: 2\r\n\r\nno",
+               same + b"c",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nd"]
+    server = canned(answers)
+    conn = connect(server)
+    got = conn.post_many(HEAD, [b"{}"] * 5, 5)
+    conn.close()
+    assert [(a.status, a.body, a.will_close) for a in got] == [
+        (200, b"a", False), (200, b"b", False), (503, b"no", False), (200, b"c", False),
+        (200, b"d", True)]
+    assert [a.headers.get("retry-after") for a in got] == [None, None, "2", None, None]
+    assert [a.headers.get("x-pytest-rt-batch") for a in got] == ["1", "1", None, "1", None]
+
+
 def test_a_pipelined_exchange_that_breaks_part_way_returns_the_answers_it_got(canned):
     server = canned([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"], close_after=True)
     conn = connect(server)

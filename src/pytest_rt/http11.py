@@ -103,6 +103,10 @@ class Connection:
         self._cut = False
         self._tls = False  # an ssl.SSLSocket, which takes no kernel timeouts nor flags
         self.broken = False  # a pipelined exchange failed part-way: don't reuse
+        # The last head read and what it parsed to: a receiver answers a run's many
+        # requests with the same bytes (Date changes once a second), and parsing is
+        # most of the sender's work per event when each event is its own request.
+        self._last_head: tuple[bytes, _Head] | None = None
 
     # -- opening ----------------------------------------------------------------------
 
@@ -346,22 +350,14 @@ class Connection:
         end = match.end()
         if end > MAX_HEAD:
             raise ProtocolError("response head too large")
-        lines = _lines(self._buffer[:end])
+        raw = bytes(self._buffer[:end])
         del self._buffer[:end]
-        status_line = _STATUS_LINE.fullmatch(lines[0])
-        if status_line is None:
-            shown = lines[0][:60].decode("latin-1")
-            raise ProtocolError(f"not an HTTP/1.x answer: {shown!r}")
-        status = int(status_line.group(2))
-        if not 100 <= status <= 599:
-            raise ProtocolError(f"status {status} out of range")
-        fields = _fields(lines[1:])
-        headers = _join(fields)
-        closing = status_line.group(1) == b"0"
-        if "connection" in headers:  # a token list: "close, x" closes too
-            closing |= "close" in {t.strip().lower() for t in headers["connection"].split(",")}
-        length, chunked = _framing(status, fields)
-        return _Head(status, headers, closing, length, chunked)
+        last = self._last_head
+        if last is not None and last[0] == raw:
+            return last[1]  # the same bytes parse the same (headers are never changed)
+        head = _parse_head(raw)
+        self._last_head = (raw, head)
+        return head
 
     # -- the answer's body ------------------------------------------------------------
 
@@ -514,9 +510,28 @@ def _ready(sock: socket.socket, *, write: bool, timeout: float) -> bool:
     return bool(readable or writable or failed)
 
 
-def _lines(head: bytearray) -> list[bytes]:
+def _parse_head(raw: bytes) -> _Head:
+    """A response head, up to and with its blank line (h11's rules, docs/protocol.md)."""
+    lines = _lines(raw)
+    status_line = _STATUS_LINE.fullmatch(lines[0])
+    if status_line is None:
+        shown = lines[0][:60].decode("latin-1")
+        raise ProtocolError(f"not an HTTP/1.x answer: {shown!r}")
+    status = int(status_line.group(2))
+    if not 100 <= status <= 599:
+        raise ProtocolError(f"status {status} out of range")
+    fields = _fields(lines[1:])
+    headers = _join(fields)
+    closing = status_line.group(1) == b"0"
+    if "connection" in headers:  # a token list: "close, x" closes too
+        closing |= "close" in {t.strip().lower() for t in headers["connection"].split(",")}
+    length, chunked = _framing(status, fields)
+    return _Head(status, headers, closing, length, chunked)
+
+
+def _lines(head: bytes | bytearray) -> list[bytes]:
     """The lines of a head that ends with a blank line, CRLF or bare LF."""
-    lines = bytes(head).split(b"\n")[:-2]
+    lines = bytes(head).split(b"\n")[:-2]  # (bytes() of a bytes is that object)
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 

@@ -52,3 +52,15 @@ async def test_each_page_is_the_shell_with_its_own_script_and_the_protocols_word
         answer = await client.get("/protocol.json")
         assert answer.json() == vocabulary()
         assert answer.headers["cache-control"] == "no-cache"
+
+
+async def test_a_static_directory_of_its_own_brings_its_own_shell(store: Store, tmp_path) -> None:
+    """The shell is read from the static directory served, as each page's part is; the
+    package's is the fallback (a directory with only the pages' parts)."""
+    (tmp_path / "index.html").write_text("<main>jobs</main>\n")
+    app = create_app(ServeConfig(), store, static_dir=tmp_path)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        assert 'class="topbar"' in (await client.get("/")).text  # the package's shell
+        (tmp_path / "page.html").write_text("<title>$title</title>$body")
+        assert (await client.get("/")).text == "<title>Jobs</title><main>jobs</main>\n"

@@ -285,7 +285,7 @@ PAGES = {
     "job": ("job.html", "Job", "job.js", "../"),
     "test": ("test.html", "Test history", "test.js", "./"),
 }
-SHELL = STATIC_DIR / "page.html"
+SHELL = "page.html"  # in the static directory served, else the package's
 
 
 def _page_routes(app: FastAPI, static_dir: Path) -> None:
@@ -297,9 +297,12 @@ def _page_routes(app: FastAPI, static_dir: Path) -> None:
     def page(name: str) -> Response:
         part, title, script, root = PAGES[name]
         path = static_dir / part
-        if not path.is_file() or not SHELL.is_file():
+        shell = static_dir / SHELL
+        if not shell.is_file():
+            shell = STATIC_DIR / SHELL
+        if not path.is_file() or not shell.is_file():
             return JSONResponse({"error": f"{part} is not installed"}, status_code=404)
-        text = Template(SHELL.read_text("utf-8")).substitute(
+        text = Template(shell.read_text("utf-8")).substitute(
             # `up` leads from the page's URL to the root's files: "static/..." as the
             # pages always wrote them ("./static/..." would do, but is another URL text).
             title=title, root=root, up="" if root == "./" else root, script=script,

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rt_browser import CHROMIUM, CHROMIUM_FLAGS, LiveServer, RunStream
+from rt_browser import CHROMIUM, CHROMIUM_FLAGS, LiveServer, RunStream, serve
 
 VIEWPORT: Any = {"width": 1280, "height": 800}  # a playwright ViewportSize
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -48,7 +46,6 @@ MISSING = _missing()
 HERE = Path(__file__).parent
 
 if MISSING is None:
-    import httpx
     from playwright.sync_api import Browser, Page, sync_playwright
 
 
@@ -64,33 +61,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # ---- the server -----------------------------------------------------------------
 
 
-@contextmanager
-def serve(db: Path, port: int = 0) -> Iterator[LiveServer]:
-    """Run the app as ``pytest-rt serve`` does, in a thread, on 127.0.0.1 and a free
-    port (or ``port``: the port of a server stopped a moment ago, to restart it)."""
-    from pytest_rt.server.app import create_app
-    from pytest_rt.server.config import ServeConfig
-    from pytest_rt.server.runner import make_server
-
-    config = ServeConfig(host="127.0.0.1", port=port, db_url=f"sqlite:///{db}")
-    app = create_app(config)
-    server = make_server(config, app, announce=None)
-    thread = threading.Thread(target=server.run, name="dashboard-server", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.02)
-        url = f"http://127.0.0.1:{server.port}"
-        with httpx.Client(base_url=url, timeout=10) as client:
-            yield LiveServer(url, server.port, client)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        app.state.store.close()  # idempotent; closes it too when the start failed
-        assert not thread.is_alive(), "the server did not stop"
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ A module of its own, not conftest.py: with tests/server in the same session,
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -186,3 +187,35 @@ class RunStream:
             duration=0.0,
             collect_errors=self.collect_errors,
         )
+
+
+@contextmanager
+def serve(db: Path, port: int = 0, **settings: Any) -> Iterator[LiveServer]:
+    """Run the app as ``pytest-rt serve`` does, in a thread, on 127.0.0.1 and a free
+    port (or ``port``: the port of a server stopped a moment ago, to restart it);
+    ``settings``: more ServeConfig fields (e.g. stale_after)."""
+    import httpx
+
+    from pytest_rt.server.app import create_app
+    from pytest_rt.server.config import ServeConfig
+    from pytest_rt.server.runner import make_server
+
+    config = ServeConfig(host="127.0.0.1", port=port, db_url=f"sqlite:///{db}", **settings)
+    app = create_app(config)
+    server = make_server(config, app, announce=None)
+    thread = threading.Thread(target=server.run, name="dashboard-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{server.port}"
+        with httpx.Client(base_url=url, timeout=10) as client:
+            yield LiveServer(url, server.port, client)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        app.state.store.close()  # idempotent; closes it too when the start failed
+        assert not thread.is_alive(), "the server did not stop"

@@ -2,55 +2,25 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
-import httpx  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
-from rt_browser import LiveServer, RunStream  # noqa: E402
+from rt_browser import RunStream, serve  # noqa: E402
 
 pytestmark = pytest.mark.browser
-
-
-@contextmanager
-def serve_stale(db: Path, stale_after: float) -> Iterator[LiveServer]:
-    """A server that abandons jobs silent for ``stale_after`` seconds (real uvicorn)."""
-    from pytest_rt.server.app import create_app
-    from pytest_rt.server.config import ServeConfig
-    from pytest_rt.server.runner import make_server
-
-    config = ServeConfig(host="127.0.0.1", port=0, db_url=f"sqlite:///{db}",
-                         stale_after=stale_after)
-    app = create_app(config)
-    server = make_server(config, app, announce=None)
-    thread = threading.Thread(target=server.run, name="stale-server", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        url = f"http://127.0.0.1:{server.port}"
-        with httpx.Client(base_url=url, timeout=10) as client:
-            yield LiveServer(url, server.port, client)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        app.state.store.close()
 
 
 def test_an_abandoned_job_shows_below_running_ones_with_when_it_was_last_heard(
     tmp_path: Path, watch_at: Any
 ) -> None:
-    with serve_stale(tmp_path / "rt.sqlite3", stale_after=1.5) as server:
+    # A server that abandons jobs silent for 1.5 s.
+    with serve(tmp_path / "rt.sqlite3", stale_after=1.5) as server:
         done = RunStream(server.client, custom_id="done", clock=time.time() - 600)
         done.start(["t.py::test_a"])
         done.run("t.py::test_a")

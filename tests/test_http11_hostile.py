@@ -478,20 +478,23 @@ def test_answers_beyond_a_pipeline_are_never_taken_for_its_answers():
     raises_protocol_error(outcome)
 
 
+STRAY = simple(200, b"stray")
+
+
+def stray_then_busy(request: Any) -> Reply:
+    """The first request: its answer, then a stray one a moment later; then 503s."""
+    if request.index == 0:
+        return Reply(OK + STRAY, split=(len(OK),), pause=0.1)
+    return Reply(simple(503, b"busy"))
+
+
 def test_a_stray_answer_waiting_before_a_send_is_never_read_as_the_next_answer():
     """The stray comes a moment after the first answer, before the next request is sent."""
-    stray = simple(200, b"stray")
-
-    def script(request: Any) -> Reply:
-        if request.index == 0:
-            return Reply(OK + stray, split=(len(OK),), pause=0.1)
-        return Reply(simple(503, b"busy"))
-
-    with hostile(script) as server:
+    with hostile(stray_then_busy) as server:
         conn = Connection.open("127.0.0.1", server.port, 2.0)
         try:
             first = conn.post(HEAD, b'{"n":1}', 2.0)
-            assert wait_until(lambda: server.sent[0] >= len(OK + stray))
+            assert wait_until(lambda: server.sent[0] >= len(OK + STRAY))
             time.sleep(0.05)  # the stray is in the client's socket by now
             try:
                 second: Response | None = conn.post(HEAD, b'{"n":2}', 2.0)
@@ -504,18 +507,11 @@ def test_a_stray_answer_waiting_before_a_send_is_never_read_as_the_next_answer()
 
 
 def test_the_transport_sends_on_a_new_connection_when_stray_bytes_wait_on_the_old():
-    stray = simple(200, b"stray")
-
-    def script(request: Any) -> Reply:
-        if request.index == 0:
-            return Reply(OK + stray, split=(len(OK),), pause=0.1)
-        return Reply(simple(503, b"busy"))
-
-    with hostile(script) as server:
+    with hostile(stray_then_busy) as server:
         transport = Transport(HttpTarget(url=server.url, timeout=2.0))
         try:
             assert transport.post(b'{"n":1}').status == 200
-            assert wait_until(lambda: server.sent[0] >= len(OK + stray))
+            assert wait_until(lambda: server.sent[0] >= len(OK + STRAY))
             time.sleep(0.05)
             try:
                 answer = transport.post(b'{"n":2}')

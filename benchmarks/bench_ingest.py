@@ -59,6 +59,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rt_receiver import start_server  # benchmarks/, the script's own folder
+
 BATCH = 500
 
 
@@ -235,20 +237,6 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def start_server(db: Path | str) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_rt.server.cli", "--port", "0", "--db", str(db)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("pytest-rt receiver: "):
-        proc.kill()
-        raise SystemExit(f"the receiver did not start: {line!r}")
-    port = int(line.split()[2].rstrip("/").rsplit(":", 1)[1])
-    return proc, port
 
 
 @dataclass
@@ -463,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ports = []
             for _ in range(args.receivers):
-                proc, port = start_server(db)
+                proc, port = start_server(str(db))
                 procs.append(proc)
                 ports.append(port)
             if args.fleet:

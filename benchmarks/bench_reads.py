@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rt_receiver import start_server  # benchmarks/, the script's own folder
 from sqlalchemy import Engine, inspect, text
 
 from pytest_rt.server import schema
@@ -211,19 +212,6 @@ def get(url: str, timeout: float) -> tuple[float, int]:
     elapsed = time.perf_counter() - begin
     assert status == 200 and size > 0
     return elapsed, size
-
-
-def start_server(db_url: str, extra: list[str]) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_rt.server.cli", "--port", "0", "--db", db_url, *extra],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("pytest-rt receiver: "):
-        proc.kill()
-        raise SystemExit(f"the receiver did not start: {line!r}")
-    return proc, int(line.split()[2].rstrip("/").rsplit(":", 1)[1])
 
 
 def server_options() -> list[str]:

@@ -270,9 +270,12 @@ def json_text(value: str | None) -> str:
 
 
 def test_ref(nodeid: str, uuid_: str) -> str:
-    """A test's `test` and `uuid` fields, encoded once for its start and stop events.
-    (uuids are hex digits and dashes: nothing to escape.)"""
-    return f',"test":{_string(nodeid)},"uuid":"{uuid_}"'
+    """A test's `test` and `uuid` fields, encoded once for its start and stop events."""
+    return _ref(_string(nodeid), uuid_)
+
+
+def _ref(quoted_nodeid: str, uuid_: str) -> str:
+    return f',"test":{quoted_nodeid},"uuid":"{uuid_}"'  # uuids: hex digits and dashes
 
 
 def start_test_run(job: Job, tests: list[str], *, env: str | None,
@@ -298,7 +301,7 @@ def test_entry(nodeid: str, uuid_: str, *, location: str | None = None,
     entry = (f'{{"location":{_string(location)},"nodeid":{quoted},"uuid":"{uuid_}",'
              f'"description":{json_text(description)},'
              f'"file":{_string(file)},"markers":[{tags}]}}')
-    return entry, f',"test":{quoted},"uuid":"{uuid_}"'
+    return entry, _ref(quoted, uuid_)
 
 
 def start_test_item(job: Job, ref: str, worker: str | None, now: float | None = None) -> str:
